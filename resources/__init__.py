@@ -1,0 +1,1 @@
+"""Dagster resources: model loading, artifact storage (local folder or S3) and IO managers."""

@@ -1,0 +1,39 @@
+"""The IO manager that stores each episode asset as the files the design map names."""
+
+
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, ResourceDependency
+
+from screenalytics_assets.core.artifacts import CODECS
+from screenalytics_assets.core.ep_id import validate_ep_id
+
+from .dagster_storage import StorageResource
+
+
+class ArtifactIOManager(ConfigurableIOManager):
+    """Writes an asset's value as files through the storage resource; reads them back.
+
+    The asset's name picks the codec (``core.artifacts.CODECS``); the partition key is the ep_id.
+    Files are written atomically, images before manifests.
+    """
+
+    storage: ResourceDependency[StorageResource]
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        ep_id = validate_ep_id(context.asset_partition_key)
+        name = context.asset_key.path[-1]
+        files = CODECS[name].dump(obj)
+        store = self.storage.store()
+        store.write_files(ep_id, files)
+        manifests = [n for n in files if "/" not in n]
+        context.add_output_metadata({
+            "path": MetadataValue.path(store.uri(ep_id, CODECS[name].files[0])),
+            "files": MetadataValue.json({n: store.uri(ep_id, n) for n in manifests}),
+            "bytes": sum(len(b) for b in files.values()),
+            "image_files": len(files) - len(manifests),
+        })
+
+    def load_input(self, context: InputContext):
+        ep_id = validate_ep_id(context.asset_partition_key)
+        name = context.upstream_output.asset_key.path[-1]
+        store = self.storage.store()
+        return CODECS[name].load(lambda f: store.read_file(ep_id, f))

@@ -1,0 +1,1 @@
+"""Screenalytics: screen time per person in TV episodes, as a Dagster asset graph."""

@@ -1,0 +1,1 @@
+"""Dagster assets. Thin: read inputs, call ``screenalytics_assets.core``, attach metadata."""

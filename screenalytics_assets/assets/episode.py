@@ -1,0 +1,219 @@
+"""The episode asset graph: detections -> tracks -> faces -> embeddings -> identities ->
+track_reps, and screentime. One partition per ep_id."""
+
+
+from collections import Counter
+
+import numpy as np
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    DataVersion,
+    DataVersionsByPartition,
+    MetadataValue,
+    asset,
+    observable_source_asset,
+)
+
+from resources.dagster_storage import StorageResource
+from resources.models import FaceModelsResource
+
+from ..core.artifacts import (
+    FaceEmbeddings,
+    FaceSet,
+    Identity,
+    IdentitySet,
+    ScreenTimeReport,
+    TrackRepSet,
+    TrackSet,
+)
+from ..core.clustering import ClusteringParams, cluster_tracks, track_embeddings
+from ..core.detect import EpisodeScan, scan_episode
+from ..core.embedding import embed_faces
+from ..core.reps import track_representatives
+from ..core.sampling import extract_faces, select_samples
+from ..core.screentime import identity_seconds, screen_time
+from ..core.tracking import TrackingParams, track_detections
+from ..partitions import EPISODES_PARTITION, episode_partitions
+from ..progress import reporter
+from ..settings import Settings
+from .common import StageConfig, effective_settings, preview, stage_kwargs, stage_metadata, timed
+
+
+@observable_source_asset(
+    name="episode_video",
+    partitions_def=episode_partitions,
+    group_name="episode",
+    description="The uploaded episode video (videos/{ep_id}/episode.mp4); its data version is the "
+                "content hash (local) or ETag (S3).",
+)
+def episode_video(context, storage: StorageResource) -> DataVersionsByPartition:
+    """Observe every registered episode's video and report its content version."""
+    store = storage.store()
+    versions = {}
+    for ep_id in context.instance.get_dynamic_partitions(EPISODES_PARTITION):
+        version = store.video_version(ep_id)
+        if version:
+            versions[ep_id] = DataVersion(version)
+    return DataVersionsByPartition(versions)
+
+
+def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
+    """The seven episode assets, with code versions from ``settings``."""
+
+    @asset(**stage_kwargs(settings, "detections", "Faces (SCRFD, 5 landmarks) on every "
+                          "stride-th frame, and shot cuts (PySceneDetect content detector)."),
+           deps=[episode_video])
+    def detections(context: AssetExecutionContext, config: StageConfig,
+                   models: FaceModelsResource, storage: StorageResource) -> EpisodeScan:
+        s = effective_settings(settings, config, "detections")
+        m = models.load()
+        path = storage.store().video_path(context.partition_key)
+        with timed() as t:
+            scan = scan_episode(
+                path, m.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
+                det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
+                min_scene_len=s["min_scene_len"],
+                progress=reporter("detections", context.log.info))
+        d = scan.detections
+        stage_metadata(
+            context, "detections", s, config, t["seconds"],
+            frames_decoded=scan.video.n_frames, frames_processed=scan.frames_processed,
+            frames_per_second=round(scan.video.n_frames / max(t["seconds"], 1e-9), 1),
+            video_seconds_per_second=round(scan.video.duration_s / max(t["seconds"], 1e-9), 2),
+            detections=len(d), shots=len(scan.shots),
+            duration_s=round(scan.video.duration_s, 3), fps=round(scan.video.fps, 3),
+            model_pack=m.pack, execution_provider=m.provider,
+            shot_table=preview([sh.to_dict() for sh in scan.shots], 50),
+            faces_per_shot=MetadataValue.json(
+                {int(sh.shot_id): int((d.shot_id == sh.shot_id).sum()) for sh in scan.shots}))
+        return scan
+
+    @asset(**stage_kwargs(settings, "tracks", "ByteTrack tracks over the detections, reset at "
+                          "every shot cut."))
+    def tracks(context: AssetExecutionContext, config: StageConfig,
+               detections: EpisodeScan) -> TrackSet:
+        s = effective_settings(settings, config, "tracks")
+        with timed() as t:
+            found = track_detections(detections.detections, detections.video.fps, TrackingParams(
+                track_thresh=s["track_thresh"], match_thresh=s["match_thresh"],
+                track_buffer=s["track_buffer"]))
+        result = TrackSet(detections.video, detections.stride, detections.shots, found)
+        lengths = [len(tr) for tr in found]
+        stage_metadata(
+            context, "tracks", s, config, t["seconds"], tracks=len(found),
+            detections_tracked=int(sum(lengths)), detections=len(detections.detections),
+            mean_track_frames=round(float(np.mean(lengths)), 1) if lengths else 0.0,
+            preview=preview([{"track_id": tr.track_id, "shot_id": tr.shot_id,
+                              "start_frame": tr.start_frame, "end_frame": tr.end_frame,
+                              "frames": len(tr)} for tr in found]))
+        return result
+
+    @asset(**stage_kwargs(settings, "faces", "Up to max_samples_per_track best faces per track, "
+                          "ArcFace-aligned to 112x112 (decodes only the frames it needs)."))
+    def faces(context: AssetExecutionContext, config: StageConfig, storage: StorageResource,
+              tracks: TrackSet) -> FaceSet:
+        s = effective_settings(settings, config, "faces")
+        path = storage.store().video_path(context.partition_key)
+        with timed() as t:
+            samples = select_samples(tracks.tracks, s["max_samples_per_track"])
+            aligned, images = extract_faces(path, samples, save_crops=s["save_crops"],
+                                            thumb_size=s["thumb_size"],
+                                            jpeg_quality=s["jpeg_quality"])
+        stage_metadata(
+            context, "faces", s, config, t["seconds"], faces=len(samples),
+            tracks=len(tracks.tracks), frames_decoded=len(set(samples.pts.tolist())),
+            crops_saved=len(images),
+            mean_quality=round(float(samples.quality.mean()), 3) if len(samples) else 0.0)
+        return FaceSet(samples, aligned, images)
+
+    @asset(**stage_kwargs(settings, "embeddings", "L2-normalised ArcFace embeddings of the "
+                          "sampled faces, float32 [n_faces, D]."))
+    def embeddings(context: AssetExecutionContext, config: StageConfig,
+                   models: FaceModelsResource, faces: FaceSet) -> FaceEmbeddings:
+        s = effective_settings(settings, config, "embeddings")
+        m = models.load()
+        with timed() as t:
+            vectors = embed_faces(m.recognizer, faces.aligned,
+                                  progress=reporter("embeddings", context.log.info))
+        if len(vectors) == 0:
+            vectors = np.zeros((0, m.embedding_dim), np.float32)
+        stage_metadata(
+            context, "embeddings", s, config, t["seconds"], faces=len(vectors),
+            dim=int(vectors.shape[1]), model_pack=m.pack, execution_provider=m.provider,
+            faces_per_second=round(len(vectors) / max(t["seconds"], 1e-9), 1))
+        return FaceEmbeddings(faces.samples.face_id, faces.samples.track_id, vectors, m.pack)
+
+    @asset(**stage_kwargs(settings, "identities", "Tracks clustered into identities "
+                          "(agglomerative, cosine; co-occurring tracks never merged)."))
+    def identities(context: AssetExecutionContext, config: StageConfig,
+                   embeddings: FaceEmbeddings, tracks: TrackSet) -> IdentitySet:
+        s = effective_settings(settings, config, "identities")
+        with timed() as t:
+            params = ClusteringParams(s["cluster_thresh"], s["min_identity_sim"],
+                                      s["min_track_faces"])
+            c = cluster_tracks(tracks.tracks, embeddings.track_id, embeddings.vectors, params)
+            by_id = {tr.track_id: tr for tr in tracks.tracks}
+            n_faces = Counter(embeddings.track_id.tolist())
+            result = []
+            for k in range(len(c.centroids)):
+                members = [int(x) for x in c.members(k)]
+                result.append(Identity(
+                    k, members, int(sum(n_faces[m] for m in members)),
+                    identity_seconds([by_id[m] for m in members], tracks.frame_dur,
+                                     tracks.video.duration_s),
+                    [int(x) for x in c.track_ids[(c.labels == k) & c.attached]]))
+        out = IdentitySet(result, c.centroids, s)
+        stage_metadata(
+            context, "identities", s, config, t["seconds"], identities=len(result),
+            tracks=len(tracks.tracks),
+            singletons=sum(1 for i in result if len(i.track_ids) == 1),
+            preview=preview([{"identity_id": i.identity_id, "tracks": len(i.track_ids),
+                              "faces": i.n_faces, "seconds": round(i.seconds, 2)}
+                             for i in result]))
+        return out
+
+    @asset(**stage_kwargs(settings, "track_reps", "Representative face and quality metrics of "
+                          "every track."))
+    def track_reps(context: AssetExecutionContext, config: StageConfig, faces: FaceSet,
+                   embeddings: FaceEmbeddings, identities: IdentitySet,
+                   tracks: TrackSet) -> TrackRepSet:
+        with timed() as t:
+            c = identities.to_clustering(*_track_embeddings(embeddings, tracks))
+            reps = track_representatives(tracks.tracks, faces.samples, embeddings.vectors, c,
+                                         tracks.frame_dur)
+            summary = {
+                "tracks": len(reps),
+                "mean_sim": round(float(np.mean([r.mean_sim for r in reps])), 4) if reps else 0,
+                "low_consistency_tracks": [r.track_id for r in reps
+                                           if r.n_faces > 1 and r.min_sim < 0.3],
+            }
+        stage_metadata(context, "track_reps", {}, config, t["seconds"], **{
+            k: (MetadataValue.json(v) if isinstance(v, list) else v) for k, v in summary.items()})
+        return TrackRepSet(reps, summary)
+
+    @asset(**stage_kwargs(settings, "screentime", "Seconds on screen per identity: the union of "
+                          "its tracks' intervals (stride-aware)."))
+    def screentime(context: AssetExecutionContext, config: StageConfig, tracks: TrackSet,
+                   identities: IdentitySet) -> ScreenTimeReport:
+        with timed() as t:
+            by_id = {tr.track_id: tr for tr in tracks.tracks}
+            people = screen_time(
+                {i.identity_id: [by_id[x] for x in i.track_ids] for i in identities.identities},
+                tracks.frame_dur, tracks.video.duration_s)
+            report = ScreenTimeReport(context.partition_key, tracks.video.fps,
+                                      tracks.video.duration_s, people)
+        stage_metadata(context, "screentime", {}, config, t["seconds"], people=len(people),
+                       duration_s=round(tracks.video.duration_s, 3),
+                       screen_time=preview(report.rows(), 50))
+        return report
+
+    return [detections, tracks, faces, embeddings, identities, track_reps, screentime]
+
+
+def _track_embeddings(embeddings: FaceEmbeddings, tracks: TrackSet
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [T, D] track embeddings, int64 [T] track ids) in track order."""
+    ids = np.array([tr.track_id for tr in tracks.tracks], np.int64)
+    emb, _ = track_embeddings(embeddings.track_id, embeddings.vectors, ids)
+    return emb, ids

@@ -1,0 +1,383 @@
+"""The pipeline's artifacts and their files (JSON Lines, JSON, CSV, ``.npy``).
+
+Each artifact type is what one asset produces. ``CODECS[asset_name]`` turns it into
+``{file name: bytes}`` and back; storage decides where those files go. Names starting with
+``crops/`` or ``thumbs/`` are image files, every other name is a manifest file of the episode.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .clustering import Clustering
+from .detect import Detections, EpisodeScan
+from .reps import TrackRep
+from .sampling import FaceSamples
+from .screentime import PersonTime
+from .shots import Shot
+from .tracking import Track
+from .video import VideoInfo
+
+Reader = Callable[[str], bytes]
+
+
+# ---------------------------------------------------------------------------- helpers
+def _r(x: float, nd: int = 4) -> float:
+    return round(float(x), nd)
+
+
+def jsonl_bytes(rows: list[dict]) -> bytes:
+    """Rows as JSON Lines (UTF-8, one object per line)."""
+    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
+
+
+def read_jsonl(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, default=_default) + "\n").encode()
+
+
+def _default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_npy(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+# ---------------------------------------------------------------------------- detections
+def dump_detections(scan: EpisodeScan) -> dict[str, bytes]:
+    d = scan.detections
+    rows = [
+        {"det_id": i, "frame_idx": int(d.frame_idx[i]), "ts": _r(d.ts[i], 6), "pts": int(d.pts[i]),
+         "bbox": [_r(v, 2) for v in d.bbox[i]], "score": _r(d.score[i]),
+         "landmarks": [[_r(x, 2), _r(y, 2)] for x, y in d.landmarks[i]],
+         "shot_id": int(d.shot_id[i])}
+        for i in range(len(d))
+    ]
+    meta = {"video": scan.video.to_dict(), "stride": scan.stride,
+            "frames_processed": scan.frames_processed, "shots": [s.to_dict() for s in scan.shots]}
+    return {"detections.jsonl": jsonl_bytes(rows), "shots.json": json_bytes(meta)}
+
+
+def load_detections(read: Reader) -> EpisodeScan:
+    meta = json.loads(read("shots.json"))
+    rows = read_jsonl(read("detections.jsonl"))
+    if rows:
+        dets = Detections(
+            np.array([r["frame_idx"] for r in rows], np.int64),
+            np.array([r["ts"] for r in rows], np.float64),
+            np.array([r["pts"] for r in rows], np.int64),
+            np.array([r["bbox"] for r in rows], np.float32).reshape(-1, 4),
+            np.array([r["score"] for r in rows], np.float32),
+            np.array([r["landmarks"] for r in rows], np.float32).reshape(-1, 5, 2),
+            np.array([r["shot_id"] for r in rows], np.int32))
+    else:
+        dets = Detections.empty()
+    return EpisodeScan(VideoInfo(**meta["video"]), meta["stride"], meta["frames_processed"],
+                       [Shot(**s) for s in meta["shots"]], dets)
+
+
+# ---------------------------------------------------------------------------- tracks
+@dataclass
+class TrackSet:
+    """Tracks of an episode plus what downstream math needs about the video.
+
+    Attributes:
+        video: stream metadata. stride: processed every k-th frame. shots: the episode's shots.
+        tracks: the tracks, ``track_id`` == position.
+    """
+
+    video: VideoInfo
+    stride: int
+    shots: list[Shot]
+    tracks: list[Track]
+
+    @property
+    def frame_dur(self) -> float:
+        """Seconds per processed frame (stride / fps)."""
+        return self.stride / self.video.fps
+
+
+def dump_tracks(ts: TrackSet) -> dict[str, bytes]:
+    rows = []
+    for t in ts.tracks:
+        rows.append({
+            "track_id": t.track_id, "shot_id": t.shot_id,
+            "start_frame": t.start_frame, "end_frame": t.end_frame,
+            "start_ts": _r(t.ts[0], 6), "end_ts": _r(t.ts[-1] + ts.frame_dur, 6),
+            "n_frames": len(t),
+            "frames": [{"frame_idx": int(t.frame_idx[i]), "ts": _r(t.ts[i], 6),
+                        "pts": int(t.pts[i]), "det_id": int(t.det_index[i]),
+                        "bbox": [_r(v, 2) for v in t.bbox[i]], "score": _r(t.score[i]),
+                        "landmarks": [[_r(x, 2), _r(y, 2)] for x, y in t.landmarks[i]]}
+                       for i in range(len(t))],
+        })
+    meta = {"video": ts.video.to_dict(), "stride": ts.stride, "frame_dur": ts.frame_dur,
+            "shots": [s.to_dict() for s in ts.shots], "n_tracks": len(ts.tracks)}
+    return {"tracks.jsonl": jsonl_bytes(rows), "tracks_meta.json": json_bytes(meta)}
+
+
+def load_tracks(read: Reader) -> TrackSet:
+    meta = json.loads(read("tracks_meta.json"))
+    tracks = []
+    for r in read_jsonl(read("tracks.jsonl")):
+        f = r["frames"]
+        tracks.append(Track(
+            r["track_id"], r["shot_id"],
+            np.array([x["det_id"] for x in f], np.int64),
+            np.array([x["frame_idx"] for x in f], np.int64),
+            np.array([x["ts"] for x in f], np.float64),
+            np.array([x["pts"] for x in f], np.int64),
+            np.array([x["bbox"] for x in f], np.float32).reshape(-1, 4),
+            np.array([x["score"] for x in f], np.float32),
+            np.array([x["landmarks"] for x in f], np.float32).reshape(-1, 5, 2)))
+    return TrackSet(VideoInfo(**meta["video"]), meta["stride"],
+                    [Shot(**s) for s in meta["shots"]], tracks)
+
+
+# ---------------------------------------------------------------------------- faces
+@dataclass
+class FaceSet:
+    """Sampled faces: metadata rows, aligned crops, and optional JPEG crops/thumbnails.
+
+    Attributes:
+        samples: one row per face. aligned: uint8 [F, 112, 112, 3] BGR ArcFace-aligned crops.
+        images: ``{"crops/...jpg" | "thumbs/...jpg": JPEG bytes}`` (empty unless ``save_crops``;
+            not loaded back).
+    """
+
+    samples: FaceSamples
+    aligned: np.ndarray
+    images: dict[str, bytes] = field(default_factory=dict)
+
+
+def dump_faces(fs: FaceSet) -> dict[str, bytes]:
+    s = fs.samples
+    rows = [{"face_id": int(s.face_id[i]), "track_id": int(s.track_id[i]),
+             "det_id": int(s.det_index[i]), "frame_idx": int(s.frame_idx[i]),
+             "ts": _r(s.ts[i], 6), "pts": int(s.pts[i]),
+             "bbox": [_r(v, 2) for v in s.bbox[i]], "score": _r(s.score[i]),
+             "landmarks": [[_r(x, 2), _r(y, 2)] for x, y in s.landmarks[i]],
+             "quality": _r(s.quality[i]),
+             "crop": (f"crops/track_{int(s.track_id[i]):04d}/face_{int(s.face_id[i]):05d}.jpg"
+                      if fs.images else None)}
+            for i in range(len(s))]
+    return {"faces.jsonl": jsonl_bytes(rows), "faces_aligned.npy": npy_bytes(fs.aligned),
+            **fs.images}
+
+
+def load_faces(read: Reader) -> FaceSet:
+    rows = read_jsonl(read("faces.jsonl"))
+    aligned = read_npy(read("faces_aligned.npy"))
+
+    def col(name, dtype, shape=None):
+        a = np.array([r[name] for r in rows], dtype)
+        return a.reshape(shape) if shape else a
+    samples = FaceSamples(col("face_id", np.int64), col("track_id", np.int64),
+                          col("det_id", np.int64), col("frame_idx", np.int64),
+                          col("ts", np.float64), col("pts", np.int64),
+                          col("bbox", np.float32, (-1, 4)), col("score", np.float32),
+                          col("landmarks", np.float32, (-1, 5, 2)), col("quality", np.float32))
+    return FaceSet(samples, aligned)
+
+
+# ---------------------------------------------------------------------------- embeddings
+@dataclass
+class FaceEmbeddings:
+    """Unit embeddings of the sampled faces, in ``faces.jsonl`` order.
+
+    Attributes:
+        face_id, track_id: int64 [F]. vectors: float32 [F, D]. model_pack: the pack used.
+    """
+
+    face_id: np.ndarray
+    track_id: np.ndarray
+    vectors: np.ndarray
+    model_pack: str
+
+
+def dump_embeddings(e: FaceEmbeddings) -> dict[str, bytes]:
+    index = {"model_pack": e.model_pack, "dim": int(e.vectors.shape[1]) if e.vectors.ndim == 2
+             else 0, "face_id": e.face_id.tolist(), "track_id": e.track_id.tolist()}
+    return {"faces_embeddings.npy": npy_bytes(e.vectors.astype(np.float32)),
+            "faces_embeddings.json": json_bytes(index)}
+
+
+def load_embeddings(read: Reader) -> FaceEmbeddings:
+    index = json.loads(read("faces_embeddings.json"))
+    vec = read_npy(read("faces_embeddings.npy"))
+    return FaceEmbeddings(np.array(index["face_id"], np.int64),
+                          np.array(index["track_id"], np.int64), vec, index["model_pack"])
+
+
+# ---------------------------------------------------------------------------- identities
+@dataclass
+class Identity:
+    """A cluster of tracks taken to be one person.
+
+    Attributes:
+        identity_id: 0-based, by first appearance. track_ids: its tracks. n_faces: embedded faces.
+        seconds: screen time of the union of its tracks (s). attached_track_ids: weak tracks that
+            joined by ``min_identity_sim`` rather than by clustering.
+    """
+
+    identity_id: int
+    track_ids: list[int]
+    n_faces: int
+    seconds: float
+    attached_track_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class IdentitySet:
+    """Identities of an episode, their centroids float32 [K, D] and the clustering settings."""
+
+    identities: list[Identity]
+    centroids: np.ndarray
+    params: dict[str, Any]
+
+    def label_of(self) -> dict[int, int]:
+        """track_id -> identity_id."""
+        return {t: i.identity_id for i in self.identities for t in i.track_ids}
+
+    def to_clustering(self, track_embeddings: np.ndarray, track_ids: np.ndarray) -> Clustering:
+        """A :class:`Clustering` for ``track_ids`` (int [T]) with their embeddings [T, D]."""
+        label = self.label_of()
+        attached = {t for i in self.identities for t in i.attached_track_ids}
+        return Clustering(np.asarray(track_ids, np.int64),
+                          np.array([label[int(t)] for t in track_ids], np.int64),
+                          track_embeddings, self.centroids,
+                          np.array([int(t) in attached for t in track_ids], bool))
+
+
+def dump_identities(s: IdentitySet) -> dict[str, bytes]:
+    doc = {"identities": [{"identity_id": i.identity_id, "track_ids": i.track_ids,
+                           "n_faces": i.n_faces, "seconds": _r(i.seconds),
+                           "attached_track_ids": i.attached_track_ids} for i in s.identities],
+           "params": s.params}
+    cents = {"dim": int(s.centroids.shape[1]) if s.centroids.ndim == 2 else 0,
+             "centroids": {str(i.identity_id): [_r(v, 6) for v in s.centroids[k]]
+                           for k, i in enumerate(s.identities)}}
+    return {"identities.json": json_bytes(doc), "cluster_centroids.json": json_bytes(cents)}
+
+
+def load_identities(read: Reader) -> IdentitySet:
+    doc = json.loads(read("identities.json"))
+    cents = json.loads(read("cluster_centroids.json"))
+    ids = [Identity(**i) for i in doc["identities"]]
+    c = np.array([cents["centroids"][str(i.identity_id)] for i in ids], np.float32)
+    return IdentitySet(ids, c.reshape(len(ids), cents["dim"]), doc["params"])
+
+
+# ---------------------------------------------------------------------------- track reps
+@dataclass
+class TrackRepSet:
+    """Per-track representatives and metrics, and an episode summary."""
+
+    reps: list[TrackRep]
+    summary: dict[str, Any]
+
+
+def dump_track_reps(s: TrackRepSet) -> dict[str, bytes]:
+    rows = [{k: (_r(v) if isinstance(v, float) else v) for k, v in r.to_dict().items()}
+            for r in s.reps]
+    metrics = {"summary": s.summary,
+               "tracks": {str(r["track_id"]): {k: v for k, v in r.items() if k != "track_id"}
+                          for r in rows}}
+    return {"track_reps.jsonl": jsonl_bytes(rows), "track_metrics.json": json_bytes(metrics)}
+
+
+def load_track_reps(read: Reader) -> TrackRepSet:
+    rows = read_jsonl(read("track_reps.jsonl"))
+    metrics = json.loads(read("track_metrics.json"))
+    return TrackRepSet([TrackRep(**r) for r in rows], metrics["summary"])
+
+
+# ---------------------------------------------------------------------------- screen time
+@dataclass
+class ScreenTimeReport:
+    """Seconds on screen per person in one episode.
+
+    Attributes:
+        ep_id: the episode. fps: frame rate. duration_s: episode length (s).
+        people: most seconds first. extra_files: more files to write (e.g. a PNG chart).
+    """
+
+    ep_id: str
+    fps: float
+    duration_s: float
+    people: list[PersonTime]
+    extra_files: dict[str, bytes] = field(default_factory=dict)
+
+    def rows(self) -> list[dict]:
+        return [{"identity_id": p.identity_id, "cast_id": p.cast_id, "seconds": _r(p.seconds, 3),
+                 "n_tracks": p.n_tracks, "first_ts": _r(p.first_ts, 3),
+                 "last_ts": _r(p.last_ts, 3)} for p in self.people]
+
+
+CSV_COLUMNS = ("identity_id", "cast_id", "seconds", "n_tracks", "first_ts", "last_ts")
+
+
+def dump_screentime(r: ScreenTimeReport) -> dict[str, bytes]:
+    people = [{**row, "intervals": [[_r(a, 3), _r(b, 3)] for a, b in p.intervals]}
+              for row, p in zip(r.rows(), r.people)]
+    doc = {"ep_id": r.ep_id, "fps": r.fps, "duration_s": _r(r.duration_s, 3), "people": people}
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in r.rows():
+        w.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS})
+    return {"screentime.json": json_bytes(doc), "screentime.csv": buf.getvalue().encode(),
+            **r.extra_files}
+
+
+def load_screentime(read: Reader) -> ScreenTimeReport:
+    doc = json.loads(read("screentime.json"))
+    people = [PersonTime(p["identity_id"], p["cast_id"], p["seconds"], p["n_tracks"],
+                         p["first_ts"], p["last_ts"], [tuple(x) for x in p["intervals"]])
+              for p in doc["people"]]
+    return ScreenTimeReport(doc["ep_id"], doc["fps"], doc["duration_s"], people)
+
+
+# ---------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class Codec:
+    """How one asset's value becomes files. ``files``: the manifest files it always writes."""
+
+    files: tuple[str, ...]
+    dump: Callable[[Any], dict[str, bytes]]
+    load: Callable[[Reader], Any]
+
+
+CODECS: dict[str, Codec] = {
+    "detections": Codec(("detections.jsonl", "shots.json"), dump_detections, load_detections),
+    "tracks": Codec(("tracks.jsonl", "tracks_meta.json"), dump_tracks, load_tracks),
+    "faces": Codec(("faces.jsonl", "faces_aligned.npy"), dump_faces, load_faces),
+    "embeddings": Codec(("faces_embeddings.npy", "faces_embeddings.json"), dump_embeddings,
+                        load_embeddings),
+    "identities": Codec(("identities.json", "cluster_centroids.json"), dump_identities,
+                        load_identities),
+    "track_reps": Codec(("track_reps.jsonl", "track_metrics.json"), dump_track_reps,
+                        load_track_reps),
+    "screentime": Codec(("screentime.json", "screentime.csv"), dump_screentime, load_screentime),
+}

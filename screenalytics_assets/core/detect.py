@@ -1,0 +1,150 @@
+"""Face detection over an episode: one decode pass that detects faces and shot cuts together."""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .shots import Shot, ShotCutDetector, shot_ids_for_frames, shots_from_cuts
+from .video import VideoInfo, iter_frames, probe_video
+
+ProgressFn = Callable[[int, int], None]
+"""``progress(frames_done, frames_total)``; ``frames_total`` is 0 when unknown."""
+
+
+@dataclass
+class Detections:
+    """One row per detected face per processed frame (column arrays of equal length N).
+
+    Attributes:
+        frame_idx: int64 [N], 0-based frame index in decode order.
+        ts: float64 [N], seconds from the start of the stream.
+        pts: int64 [N], presentation timestamp in the stream's time base.
+        bbox: float32 [N, 4], x1, y1, x2, y2 in pixels of the full frame.
+        score: float32 [N], detector confidence in [0, 1].
+        landmarks: float32 [N, 5, 2], 5 facial landmarks (eyes, nose, mouth corners) in pixels.
+        shot_id: int32 [N], shot the frame belongs to.
+    """
+
+    frame_idx: np.ndarray
+    ts: np.ndarray
+    pts: np.ndarray
+    bbox: np.ndarray
+    score: np.ndarray
+    landmarks: np.ndarray
+    shot_id: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame_idx)
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int64),
+                   np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                   np.zeros((0, 5, 2), np.float32), np.zeros(0, np.int32))
+
+
+@dataclass
+class EpisodeScan:
+    """Output of the detection pass.
+
+    Attributes:
+        video: stream metadata; ``n_frames`` is the number of frames actually decoded.
+        stride: every ``stride``-th frame was processed.
+        frames_processed: frames run through the detector.
+        shots: shots in order, covering every frame.
+        detections: faces found on processed frames.
+    """
+
+    video: VideoInfo
+    stride: int
+    frames_processed: int
+    shots: list[Shot]
+    detections: Detections
+
+
+def detect_faces(detector, image: np.ndarray, det_size: int, det_thresh: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run an InsightFace SCRFD/RetinaFace detector on one frame.
+
+    Args:
+        detector: an ``insightface.model_zoo`` detection model (``SCRFD`` or ``RetinaFace``).
+        image: BGR uint8 [H, W, 3].
+        det_size: square detector input size in pixels (the frame is letterboxed into it).
+        det_thresh: minimum detection score.
+
+    Returns:
+        ``(bbox float32 [n, 4] px, score float32 [n], landmarks float32 [n, 5, 2] px)``.
+    """
+    boxes, kps = detector.detect(image, input_size=(det_size, det_size), det_thresh=det_thresh)
+    n = 0 if boxes is None else len(boxes)
+    if n == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+    if kps is None:
+        raise ValueError("the detection model gives no landmarks; use a 5-landmark SCRFD/RetinaFace")
+    return (boxes[:, :4].astype(np.float32), boxes[:, 4].astype(np.float32),
+            np.asarray(kps, np.float32).reshape(n, 5, 2))
+
+
+def scan_episode(
+    path: str | os.PathLike,
+    detector,
+    *,
+    stride: int = 1,
+    fps: float = 0.0,
+    det_size: int = 640,
+    det_thresh: float = 0.5,
+    scene_threshold: float = 27.0,
+    min_scene_len: int = 15,
+    progress: ProgressFn | None = None,
+) -> EpisodeScan:
+    """Decode the episode once; detect faces on every ``stride``-th frame and shot cuts on all.
+
+    Args:
+        path: video file.
+        detector: InsightFace detection model (see :func:`detect_faces`).
+        stride: process every ``stride``-th frame.
+        fps: frames per second override; 0 reads it from the container.
+        det_size: detector input size (px). det_thresh: minimum detection score.
+        scene_threshold, min_scene_len: PySceneDetect content-detector settings.
+        progress: called as ``progress(frames_done, frames_total)`` after every frame.
+
+    Raises:
+        VideoError: unreadable, empty, truncated or audio-only video (see :mod:`.video`).
+    """
+    info = probe_video(path, fps=fps)
+    cuts = ShotCutDetector(info.fps, scene_threshold, min_scene_len)
+    frame_ts = array("d")
+    cols: dict[str, list] = {k: [] for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")}
+    processed = 0
+    for frame in iter_frames(path, info, stride):
+        frame_ts.append(frame.ts)
+        cuts.feed(frame.frame_idx, frame.small)
+        if frame.image is not None:
+            processed += 1
+            bbox, score, kps = detect_faces(detector, frame.image, det_size, det_thresh)
+            n = len(score)
+            cols["frame_idx"].append(np.full(n, frame.frame_idx, np.int64))
+            cols["ts"].append(np.full(n, frame.ts, np.float64))
+            cols["pts"].append(np.full(n, frame.pts, np.int64))
+            cols["bbox"].append(bbox)
+            cols["score"].append(score)
+            cols["kps"].append(kps)
+        if progress is not None:
+            progress(frame.frame_idx + 1, info.n_frames)
+    ts = np.frombuffer(frame_ts, dtype=np.float64)
+    shots = shots_from_cuts(cuts.cuts(), ts, info.fps)
+    if cols["score"]:
+        dets = Detections(
+            *(np.concatenate(cols[k]) for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")),
+            shot_id=np.zeros(0, np.int32),
+        )
+        dets.shot_id = shot_ids_for_frames(shots, dets.frame_idx)
+    else:
+        dets = Detections.empty()
+    video = replace(info, n_frames=len(ts), duration_s=max(info.duration_s, shots[-1].end_ts))
+    return EpisodeScan(video, stride, processed, shots, dets)

@@ -1,0 +1,52 @@
+"""ArcFace embeddings of aligned face crops through an InsightFace recognition model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def model_batch_size(recognizer) -> int | None:
+    """The model's fixed batch size, or ``None`` when its batch dimension is dynamic."""
+    dim = recognizer.session.get_inputs()[0].shape[0]
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Divide by the L2 norm along ``axis`` (zero vectors stay zero). Returns float32."""
+    x = np.asarray(x, np.float32)
+    norm = np.linalg.norm(x, axis=axis, keepdims=True)
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+def embed_faces(recognizer, aligned: np.ndarray, batch_size: int = 32,
+                progress=None) -> np.ndarray:
+    """Embed ArcFace-aligned crops; L2-normalised.
+
+    Batches of ``batch_size`` when the model's batch dimension is dynamic; one crop per call when
+    it is fixed (e.g. the ``ci_pack`` recognizer, batch 1). Preprocessing (BGR->RGB, mean/std) is
+    InsightFace's ``ArcFaceONNX.get_feat``.
+
+    Args:
+        recognizer: ``insightface.model_zoo`` recognition model (``ArcFaceONNX``).
+        aligned: uint8 [F, 112, 112, 3] BGR crops from ``norm_crop``.
+        progress: optional ``progress(done, total)``.
+
+    Returns:
+        float32 [F, D] unit vectors (D = the model's output size, 512 for ArcFace).
+    """
+    n = len(aligned)
+    fixed = model_batch_size(recognizer)
+    step = fixed or max(1, batch_size)
+    dim = int(recognizer.session.get_outputs()[0].shape[-1])
+    out = np.zeros((n, dim), np.float32)
+    for start in range(0, n, step):
+        batch = list(aligned[start:start + step])
+        k = len(batch)
+        if fixed and k < fixed:  # pad the last batch of a fixed-batch model
+            batch += [np.zeros_like(batch[0])] * (fixed - k)
+        out[start:start + k] = recognizer.get_feat(batch).reshape(len(batch), -1)[:k]
+        if progress is not None:
+            progress(min(start + step, n), n)
+    if not np.isfinite(out).all():
+        raise ValueError("the recognition model returned non-finite embeddings")
+    return l2_normalize(out)

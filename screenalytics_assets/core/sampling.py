@@ -1,0 +1,162 @@
+"""Per-track face sampling: pick the best faces of each track and align them for recognition."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from insightface.utils.face_align import norm_crop
+
+from .tracking import Track
+from .video import read_frames_at
+
+# InsightFace's norm_crop calls a scikit-image method deprecated in 0.26; the result is the same.
+warnings.filterwarnings("ignore", message=".*estimate.*deprecated", category=FutureWarning)
+
+ALIGNED_SIZE = 112
+"""Side (px) of an ArcFace-aligned crop (InsightFace ``face_align.norm_crop``)."""
+
+
+def face_quality(bbox: np.ndarray, score: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Heuristic face quality in [0, 1]: detector score x size term x frontalness.
+
+    - size term: ``min(1, short side / 112)``, since recognition runs on 112-px aligned crops and
+      smaller faces are upsampled;
+    - frontalness: ``min(dl, dr) / max(dl, dr)`` where dl, dr are the horizontal distances from the
+      nose tip to the left and right eye (5-point landmarks): 1 for a frontal face, 0 in profile.
+
+    Args:
+        bbox: float [L, 4] px. score: float [L]. landmarks: float [L, 5, 2] px (InsightFace order:
+            left eye, right eye, nose, left mouth corner, right mouth corner).
+
+    Returns:
+        float32 [L].
+    """
+    bbox = np.asarray(bbox, np.float32).reshape(-1, 4)
+    lm = np.asarray(landmarks, np.float32).reshape(-1, 5, 2)
+    short = np.minimum(bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1])
+    size = np.clip(short / ALIGNED_SIZE, 0.0, 1.0)
+    dl = np.abs(lm[:, 2, 0] - lm[:, 0, 0])
+    dr = np.abs(lm[:, 1, 0] - lm[:, 2, 0])
+    frontal = np.minimum(dl, dr) / np.maximum(np.maximum(dl, dr), 1e-6)
+    return (np.asarray(score, np.float32) * size * frontal).astype(np.float32)
+
+
+@dataclass
+class FaceSamples:
+    """The faces chosen for recognition, one row per face (arrays of equal length F).
+
+    Attributes:
+        face_id: int64 [F], 0..F-1. track_id: int64 [F]. det_index: int64 [F], detections row.
+        frame_idx: int64 [F]; ts: float64 [F] s; pts: int64 [F].
+        bbox: float32 [F, 4] px; score: float32 [F]; landmarks: float32 [F, 5, 2] px.
+        quality: float32 [F], :func:`face_quality`.
+    """
+
+    face_id: np.ndarray
+    track_id: np.ndarray
+    det_index: np.ndarray
+    frame_idx: np.ndarray
+    ts: np.ndarray
+    pts: np.ndarray
+    bbox: np.ndarray
+    score: np.ndarray
+    landmarks: np.ndarray
+    quality: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.face_id)
+
+
+def select_samples(tracks: list[Track], max_samples_per_track: int = 16) -> FaceSamples:
+    """Choose up to ``max_samples_per_track`` faces per track, best :func:`face_quality` first.
+
+    Faces are listed by track, then frame. Raises ValueError if ``max_samples_per_track < 1``.
+    """
+    if max_samples_per_track < 1:
+        raise ValueError(f"max_samples_per_track must be >= 1, got {max_samples_per_track}")
+    parts: dict[str, list] = {k: [] for k in FaceSamples.__dataclass_fields__ if k != "face_id"}
+    for t in tracks:
+        q = face_quality(t.bbox, t.score, t.landmarks)
+        keep = np.sort(np.argsort(-q, kind="stable")[:max_samples_per_track])
+        parts["track_id"].append(np.full(len(keep), t.track_id, np.int64))
+        for name in ("det_index", "frame_idx", "ts", "pts", "bbox", "score", "landmarks"):
+            parts[name].append(getattr(t, name)[keep])
+        parts["quality"].append(q[keep])
+    if not tracks:
+        return FaceSamples(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                           np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
+                           np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                           np.zeros((0, 5, 2), np.float32), np.zeros(0, np.float32))
+    cols = {k: np.concatenate(v) for k, v in parts.items()}
+    return FaceSamples(face_id=np.arange(len(cols["track_id"]), dtype=np.int64), **cols)
+
+
+def crop_with_margin(image: np.ndarray, bbox: np.ndarray, margin: float = 0.25) -> np.ndarray:
+    """Crop ``bbox`` (x1, y1, x2, y2 px) grown by ``margin`` of its size on every side, clipped."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = bbox
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    a, b = int(max(0, x1 - mx)), int(max(0, y1 - my))
+    c, d = int(min(w, x2 + mx)), int(min(h, y2 + my))
+    return image[b:max(d, b + 1), a:max(c, a + 1)]
+
+
+def extract_faces(
+    path: str | os.PathLike,
+    samples: FaceSamples,
+    *,
+    save_crops: bool = False,
+    thumb_size: int = 160,
+    jpeg_quality: int = 90,
+) -> tuple[np.ndarray, dict[str, bytes]]:
+    """Decode only the frames the samples are on and cut the faces out.
+
+    Args:
+        path: the episode video the samples were detected in.
+        samples: from :func:`select_samples`.
+        save_crops: also return JPEG crops of every sample and one thumbnail per track (its best
+            quality face), keyed ``crops/track_{tid:04d}/face_{fid:05d}.jpg`` and
+            ``thumbs/track_{tid:04d}.jpg``.
+        thumb_size: thumbnail side in px. jpeg_quality: 1-100.
+
+    Returns:
+        ``(aligned uint8 [F, 112, 112, 3] BGR, {name: JPEG bytes})``.
+
+    Raises:
+        VideoError: the video cannot be read or no longer has a sampled frame.
+    """
+    aligned = np.zeros((len(samples), ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
+    files: dict[str, bytes] = {}
+    by_pts: dict[int, list[int]] = {}
+    for i, p in enumerate(samples.pts):
+        by_pts.setdefault(int(p), []).append(i)
+    best = {}
+    for i in range(len(samples)):
+        t = int(samples.track_id[i])
+        if t not in best or samples.quality[i] > samples.quality[best[t]]:
+            best[t] = i
+    thumbs = set(best.values())
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    for pts, image in read_frames_at(path, by_pts):
+        for i in by_pts[pts]:
+            aligned[i] = norm_crop(image, samples.landmarks[i], image_size=ALIGNED_SIZE)
+            if not save_crops:
+                continue
+            crop = crop_with_margin(image, samples.bbox[i])
+            tid, fid = int(samples.track_id[i]), int(samples.face_id[i])
+            files[f"crops/track_{tid:04d}/face_{fid:05d}.jpg"] = _jpeg(crop, params)
+            if i in thumbs:
+                thumb = cv2.resize(crop, (thumb_size, thumb_size), interpolation=cv2.INTER_AREA)
+                files[f"thumbs/track_{tid:04d}.jpg"] = _jpeg(thumb, params)
+    return aligned, files
+
+
+def _jpeg(image: np.ndarray, params: list[int]) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, params)
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()

@@ -1,0 +1,89 @@
+"""Shot (scene-cut) detection with PySceneDetect's content detector, fed frame by frame.
+
+The detector is fed the small copies that the decoding pass already makes, so finding cuts costs no
+second decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scenedetect import ContentDetector
+from scenedetect.common import FrameTimecode
+
+# PySceneDetect's default content threshold and minimum scene length (frames); see
+# https://www.scenedetect.com/docs/latest/api/detectors.html#scenedetect.detectors.content_detector
+DEFAULT_SCENE_THRESHOLD = 27.0
+DEFAULT_MIN_SCENE_LEN = 15
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A run of frames between two cuts.
+
+    Attributes:
+        shot_id: 0-based index in the episode.
+        start_frame, end_frame: first and last frame (inclusive, 0-based decode order).
+        start_ts, end_ts: seconds; ``end_ts`` is the end of the last frame (its ts + 1/fps).
+    """
+
+    shot_id: int
+    start_frame: int
+    end_frame: int
+    start_ts: float
+    end_ts: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ShotCutDetector:
+    """Streaming wrapper around :class:`scenedetect.ContentDetector`.
+
+    Args:
+        fps: frames per second of the stream (for PySceneDetect's timecodes).
+        threshold: content threshold (PySceneDetect default 27).
+        min_scene_len: minimum shot length in frames (PySceneDetect default 15).
+    """
+
+    def __init__(self, fps: float, threshold: float = DEFAULT_SCENE_THRESHOLD,
+                 min_scene_len: int = DEFAULT_MIN_SCENE_LEN) -> None:
+        self._fps = fps
+        self._detector = ContentDetector(threshold=threshold, min_scene_len=int(min_scene_len))
+        self._cuts: list[int] = []
+        self._last = 0
+
+    def feed(self, frame_idx: int, small_bgr: np.ndarray) -> None:
+        """Feed the next frame (frame indices must be consecutive). ``small_bgr``: uint8 [h, w, 3]."""
+        tc = FrameTimecode(frame_idx, fps=self._fps)
+        self._cuts.extend(c.frame_num for c in self._detector.process_frame(tc, small_bgr))
+        self._last = frame_idx
+
+    def cuts(self) -> list[int]:
+        """Frame indices where a new shot starts (never 0), sorted. Call after the last frame."""
+        tail = self._detector.post_process(FrameTimecode(self._last, fps=self._fps))
+        cuts = sorted(set(self._cuts) | {c.frame_num for c in tail})
+        return [c for c in cuts if c > 0]
+
+
+def shots_from_cuts(cuts: list[int], frame_ts: np.ndarray, fps: float) -> list[Shot]:
+    """Build shots from cut frames.
+
+    Args:
+        cuts: frame indices where a shot starts, sorted, each in ``(0, n_frames)``.
+        frame_ts: float64 [n_frames], timestamp (s) of every decoded frame.
+        fps: frames per second, for the duration of the last frame of each shot.
+    """
+    n = len(frame_ts)
+    bounds = [0, *[c for c in cuts if 0 < c < n], n]
+    return [
+        Shot(i, a, b - 1, float(frame_ts[a]), float(frame_ts[b - 1]) + 1.0 / fps)
+        for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
+    ]
+
+
+def shot_ids_for_frames(shots: list[Shot], frame_idx: np.ndarray) -> np.ndarray:
+    """int32 [N] shot id of each frame index in ``frame_idx`` (int [N])."""
+    starts = np.array([s.start_frame for s in shots], dtype=np.int64)
+    return (np.searchsorted(starts, np.asarray(frame_idx), side="right") - 1).astype(np.int32)

@@ -1,0 +1,162 @@
+"""ByteTrack tracking of detections, reset at every shot cut so that no track crosses one.
+
+Uses Roboflow's ``trackers`` package (``ByteTrackTracker``), the maintained successor of the ByteTrack
+that ``supervision`` shipped until 0.26. It works on boxes and scores only, so tracking reads the
+detections table and never touches pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import supervision as sv
+from trackers import ByteTrackTracker
+
+from .detect import Detections
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    """ByteTrack settings (Zhang et al., "ByteTrack", ECCV 2022; defaults from ``trackers``).
+
+    Attributes:
+        track_thresh: detections at or above this score start new tracks and are matched first.
+        match_thresh: minimum IoU between a track's predicted box and a detection to match them.
+        track_buffer: how long a lost track is kept, in frames at 30 fps (ByteTrack's convention,
+            scaled by ``trackers`` to the real frame rate).
+        min_consecutive_frames: matched frames before a track gets an id; 1 keeps a face's first
+            frame in its track.
+    """
+
+    track_thresh: float = 0.6
+    match_thresh: float = 0.1
+    track_buffer: int = 30
+    min_consecutive_frames: int = 1
+
+
+@dataclass
+class Track:
+    """A face followed through consecutive processed frames of one shot.
+
+    Attributes:
+        track_id: 0-based, unique in the episode, in order of first appearance.
+        shot_id: the shot the track lies in.
+        det_index: int64 [L], rows of the detections table, in frame order.
+        frame_idx: int64 [L]; ts: float64 [L] seconds; pts: int64 [L].
+        bbox: float32 [L, 4] px; score: float32 [L]; landmarks: float32 [L, 5, 2] px.
+    """
+
+    track_id: int
+    shot_id: int
+    det_index: np.ndarray
+    frame_idx: np.ndarray
+    ts: np.ndarray
+    pts: np.ndarray
+    bbox: np.ndarray
+    score: np.ndarray
+    landmarks: np.ndarray = field(repr=False)
+
+    @property
+    def start_frame(self) -> int:
+        return int(self.frame_idx[0])
+
+    @property
+    def end_frame(self) -> int:
+        return int(self.frame_idx[-1])
+
+    def __len__(self) -> int:
+        return len(self.frame_idx)
+
+
+def track_detections(dets: Detections, fps: float, params: TrackingParams = TrackingParams()
+                     ) -> list[Track]:
+    """Link detections into tracks with ByteTrack, one fresh tracker state per shot.
+
+    Args:
+        dets: the detections table; rows need not be sorted.
+        fps: stream frame rate (frames per second).
+        params: ByteTrack settings.
+
+    Returns:
+        Tracks sorted by (start frame, shot, first detection), with ids 0..T-1. Every detection
+        the tracker keeps belongs to exactly one track; low-score detections that match no track
+        are dropped, as ByteTrack does.
+    """
+    order = np.lexsort((np.arange(len(dets)), dets.frame_idx))
+    members: dict[tuple[int, int], list[int]] = {}
+    tracker = None
+    shot = -1
+    pending: list[int] = []
+    for frame, rows in _group_by_frame(dets.frame_idx[order], order):
+        if dets.shot_id[rows[0]] != shot:
+            shot = int(dets.shot_id[rows[0]])
+            tracker = ByteTrackTracker(
+                lost_track_buffer=params.track_buffer, frame_rate=fps,
+                track_activation_threshold=params.track_thresh,
+                minimum_consecutive_frames=params.min_consecutive_frames,
+                minimum_iou_threshold=params.match_thresh,
+                high_conf_det_threshold=params.track_thresh,
+            )
+            pending = []
+        sv_dets = sv.Detections(xyxy=dets.bbox[rows].astype(np.float32),
+                                confidence=dets.score[rows].astype(np.float32),
+                                data={"row": rows})
+        out = tracker.update(sv_dets, timestamp=float(dets.ts[rows[0]]))
+        unassigned = []
+        for tid, row in zip(out.tracker_id, out.data["row"]):
+            if tid < 0:
+                unassigned.append(int(row))
+                continue
+            key = (shot, int(tid))
+            if key not in members:
+                members[key] = _spawning_detection(dets, pending, int(row), params.match_thresh)
+            members[key].append(int(row))
+        pending = unassigned
+    groups = sorted(members.items(), key=lambda kv: (dets.frame_idx[kv[1][0]], kv[0][0], kv[1][0]))
+    tracks = []
+    for track_id, ((shot_id, _), rows) in enumerate(groups):
+        r = np.asarray(rows, np.int64)
+        tracks.append(Track(track_id, shot_id, r, dets.frame_idx[r], dets.ts[r], dets.pts[r],
+                            dets.bbox[r], dets.score[r], dets.landmarks[r]))
+    return tracks
+
+
+def _spawning_detection(dets: Detections, pending: list[int], row: int, min_iou: float
+                        ) -> list[int]:
+    """The previous frame's detection that started a new track, as a one-row list (or empty).
+
+    ``ByteTrackTracker`` returns a new track's first detection with id -1 and names the track only
+    from its second frame on; without this, every track would lose its first frame (and a shot's
+    first frame would have no faces). The spawning detection is the unassigned one of the previous
+    processed frame that overlaps the track's first named box most.
+    """
+    if not pending:
+        return []
+    cand = np.asarray(pending)
+    ious = _iou(dets.bbox[row], dets.bbox[cand])
+    best = int(np.argmax(ious))
+    if ious[best] < min_iou:
+        return []
+    pending.remove(int(cand[best]))
+    return [int(cand[best])]
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one box float [4] with boxes float [K, 4] (x1, y1, x2, y2 px) -> float [K]."""
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def _group_by_frame(frames: np.ndarray, rows: np.ndarray):
+    if len(frames) == 0:
+        return
+    splits = np.flatnonzero(np.diff(frames)) + 1
+    for chunk in np.split(np.arange(len(frames)), splits):
+        yield int(frames[chunk[0]]), rows[chunk]

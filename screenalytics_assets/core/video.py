@@ -1,0 +1,240 @@
+"""Video decoding with PyAV: one streaming pass, and targeted reads of a few frames.
+
+Frames are decoded one at a time and never collected, so memory does not grow with the length of
+the episode. Timestamps come from each frame's presentation timestamp (pts) in the container's time
+base, relative to the stream's start, so they stay right for variable-frame-rate files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import VideoError
+
+# Width (px) of the small copy of every frame that shot-cut detection looks at. PySceneDetect's
+# SceneManager downscales 640-px video by 2 by default; 320 px keeps its content scores comparable.
+SCENE_WIDTH = 320
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the video stream.
+
+    Attributes:
+        fps: frames per second used for frame-duration math (container's average rate, or the
+            ``fps`` setting when it is > 0).
+        n_frames: frames in the stream as the container declares them (0 when unknown); after a
+            full decode, the number actually decoded.
+        duration_s: stream duration in seconds.
+        width, height: frame size in pixels.
+        time_base: the stream's time base as a string fraction (``"1/11988"``).
+        start_pts: pts of the stream's first frame, in time-base units.
+    """
+
+    fps: float
+    n_frames: int
+    duration_s: float
+    width: int
+    height: int
+    time_base: str
+    start_pts: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def pts_to_ts(self, pts: int) -> float:
+        """Presentation timestamp (time-base units) -> seconds from the stream's start."""
+        return float((pts - self.start_pts) * Fraction(self.time_base))
+
+    def ts_to_pts(self, ts: float) -> int:
+        """Seconds from the stream's start -> the nearest pts in time-base units."""
+        return int(round(ts / Fraction(self.time_base))) + self.start_pts
+
+
+@dataclass
+class DecodedFrame:
+    """One decoded frame.
+
+    Attributes:
+        frame_idx: 0-based index in decode order.
+        ts: seconds from the start of the stream.
+        pts: presentation timestamp in time-base units.
+        image: BGR uint8 [H, W, 3] on processed frames (every ``stride``-th), else ``None``.
+        small: BGR uint8 [h, SCENE_WIDTH, 3] downscaled copy for shot-cut detection, every frame.
+    """
+
+    frame_idx: int
+    ts: float
+    pts: int
+    image: np.ndarray | None
+    small: np.ndarray
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError(f"video not found: {path}. Check the path, or upload the episode first.")
+    if not path.is_file():
+        raise VideoError(f"video path is not a file: {path}")
+    if path.stat().st_size == 0:
+        raise VideoError(f"video is empty (0 bytes): {path}. Re-upload or re-copy the file.")
+
+
+def _open(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    _check_file(path)
+    try:
+        container = av.open(os.fspath(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoError(
+            f"cannot read {path} as a video ({exc}). It is not a video file, or it is truncated "
+            "or corrupted: re-encode it (e.g. `ffmpeg -i in -c:v libx264 out.mp4`) or re-upload it."
+        ) from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(
+            f"{path} has no video stream (audio-only or data file). Provide the episode's video."
+        )
+    return container, container.streams.video[0]
+
+
+def probe_video(path: str | os.PathLike, fps: float = 0.0) -> VideoInfo:
+    """Read stream metadata without decoding.
+
+    Args:
+        path: video file.
+        fps: frames per second to use instead of the container's rate; 0 means auto.
+
+    Raises:
+        VideoError: missing, empty, unreadable or audio-only file, or a stream with no frame rate.
+    """
+    path = Path(path)
+    container, stream = _open(path)
+    try:
+        return _info(path, stream, fps)
+    finally:
+        container.close()
+
+
+def _info(path: Path, stream, fps: float) -> VideoInfo:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    use_fps = float(fps) if fps and fps > 0 else (float(rate) if rate else 0.0)
+    if use_fps <= 0:
+        raise VideoError(f"{path}: the container declares no frame rate; set the `fps` setting.")
+    tb = stream.time_base or Fraction(1, 90000)
+    start = stream.start_time or 0
+    if stream.duration:
+        duration = float(stream.duration * tb)
+    elif stream.container.duration:
+        duration = stream.container.duration / av.time_base
+    else:
+        duration = stream.frames / use_fps if stream.frames else 0.0
+    ctx = stream.codec_context
+    return VideoInfo(
+        fps=use_fps,
+        n_frames=int(stream.frames or 0),
+        duration_s=duration,
+        width=int(ctx.width),
+        height=int(ctx.height),
+        time_base=f"{tb.numerator}/{tb.denominator}",
+        start_pts=int(start),
+    )
+
+
+def _to_small(frame: av.VideoFrame) -> np.ndarray:
+    h = max(2, int(round(frame.height * SCENE_WIDTH / max(frame.width, 1))) // 2 * 2)
+    return frame.to_ndarray(format="bgr24", width=SCENE_WIDTH, height=h)
+
+
+def iter_frames(
+    path: str | os.PathLike, info: VideoInfo, stride: int = 1
+) -> Iterator[DecodedFrame]:
+    """Decode every frame once, in order; convert every ``stride``-th to a full-size BGR image.
+
+    Every frame also gets a small copy for shot-cut detection, so cuts are found at single-frame
+    precision whatever the stride. Memory use is one frame at a time.
+
+    Args:
+        path: video file.
+        info: from :func:`probe_video` on the same file.
+        stride: process every ``stride``-th frame (frames 0, stride, 2*stride, ...); >= 1.
+
+    Raises:
+        VideoError: the stream breaks off while decoding, or ends well before the number of frames
+            the container declares (a truncated upload).
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    path = Path(path)
+    container, stream = _open(path)
+    stream.thread_type = "AUTO"
+    n = 0
+    try:
+        try:
+            for frame in container.decode(stream):
+                pts = frame.pts if frame.pts is not None else info.ts_to_pts(n / info.fps)
+                image = frame.to_ndarray(format="bgr24") if n % stride == 0 else None
+                yield DecodedFrame(n, info.pts_to_ts(pts), int(pts), image, _to_small(frame))
+                n += 1
+        except av.error.FFmpegError as exc:
+            raise VideoError(
+                f"{path}: decoding failed after {n} frames ({exc}); the file is truncated or "
+                "corrupted. Re-upload the complete video."
+            ) from exc
+    finally:
+        container.close()
+    if n == 0:
+        raise VideoError(f"{path}: no frame could be decoded; the file is truncated or corrupted.")
+    if info.n_frames and n < 0.98 * info.n_frames - 2:
+        raise VideoError(
+            f"{path}: decoded {n} of the {info.n_frames} frames the container declares; the file "
+            "is truncated. Re-upload the complete video."
+        )
+
+
+def read_frames_at(
+    path: str | os.PathLike, pts_list: Iterable[int], seek_gap_s: float = 4.0
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(pts, BGR uint8 [H, W, 3])`` for each requested pts, in increasing pts order.
+
+    Only the frames between a keyframe and the frames asked for are decoded: when the next wanted
+    frame is more than ``seek_gap_s`` seconds ahead, the reader seeks to the keyframe before it
+    instead of decoding everything in between.
+
+    Raises:
+        VideoError: the file cannot be opened, or a requested frame is not in the stream.
+    """
+    wanted = sorted(set(int(p) for p in pts_list))
+    if not wanted:
+        return
+    path = Path(path)
+    container, stream = _open(path)
+    gap = int(seek_gap_s / float(stream.time_base))
+    i = 0
+    try:
+        while i < len(wanted):
+            container.seek(wanted[i], stream=stream, backward=True, any_frame=False)
+            reseek = False
+            for frame in container.decode(stream):
+                if frame.pts is None or frame.pts < wanted[i]:
+                    continue
+                if frame.pts > wanted[i]:
+                    break  # the wanted frame is not in the stream
+                yield wanted[i], frame.to_ndarray(format="bgr24")
+                i += 1
+                if i < len(wanted) and wanted[i] - frame.pts > gap:
+                    reseek = True
+                if i >= len(wanted) or reseek:
+                    break
+            if i < len(wanted) and not reseek:
+                raise VideoError(
+                    f"{path}: no frame with pts {wanted[i]} in the stream; the video changed "
+                    "since detection ran. Re-materialize `detections`."
+                )
+    finally:
+        container.close()
