@@ -25,7 +25,7 @@ DEFAULT_MODEL_PACK = "buffalo_l"
 #: Keys each asset reads. ``model_pack`` is the recognizer/detector pack in use.
 ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
     "detections": ("model_pack", "stride", "fps", "det_thresh", "det_size", "scene_threshold",
-                   "min_scene_len"),
+                   "min_scene_len_s"),
     "tracks": ("track_thresh", "match_thresh", "track_buffer"),
     "faces": ("max_samples_per_track", "save_crops", "thumb_size", "jpeg_quality"),
     "embeddings": ("model_pack",),

@@ -73,7 +73,7 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
             scan = scan_episode(
                 path, m.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
                 det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
-                min_scene_len=s["min_scene_len"],
+                min_scene_len_s=s["min_scene_len_s"],
                 progress=reporter("detections", context.log.info))
         d = scan.detections
         stage_metadata(

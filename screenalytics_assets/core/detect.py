@@ -99,7 +99,7 @@ def scan_episode(
     det_size: int = 640,
     det_thresh: float = 0.5,
     scene_threshold: float = 27.0,
-    min_scene_len: int = 15,
+    min_scene_len_s: float = 0.5,
     progress: ProgressFn | None = None,
 ) -> EpisodeScan:
     """Decode the episode once; detect faces on every ``stride``-th frame and shot cuts on all.
@@ -110,14 +110,14 @@ def scan_episode(
         stride: process every ``stride``-th frame.
         fps: frames per second override; 0 reads it from the container.
         det_size: detector input size (px). det_thresh: minimum detection score.
-        scene_threshold, min_scene_len: PySceneDetect content-detector settings.
+        scene_threshold, min_scene_len_s: PySceneDetect content-detector settings (min length in s).
         progress: called as ``progress(frames_done, frames_total)`` after every frame.
 
     Raises:
         VideoError: unreadable, empty, truncated or audio-only video (see :mod:`.video`).
     """
     info = probe_video(path, fps=fps)
-    cuts = ShotCutDetector(info.fps, scene_threshold, min_scene_len)
+    cuts = ShotCutDetector(info.fps, scene_threshold, min_scene_len_s)
     frame_ts = array("d")
     cols: dict[str, list] = {k: [] for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")}
     processed = 0

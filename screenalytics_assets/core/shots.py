@@ -12,10 +12,11 @@ import numpy as np
 from scenedetect import ContentDetector
 from scenedetect.common import FrameTimecode
 
-# PySceneDetect's default content threshold and minimum scene length (frames); see
+# PySceneDetect's default content threshold, and its default minimum scene length (15 frames) as
+# seconds at 30 fps, so that it means the same at any frame rate; see
 # https://www.scenedetect.com/docs/latest/api/detectors.html#scenedetect.detectors.content_detector
 DEFAULT_SCENE_THRESHOLD = 27.0
-DEFAULT_MIN_SCENE_LEN = 15
+DEFAULT_MIN_SCENE_LEN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,15 @@ class ShotCutDetector:
     Args:
         fps: frames per second of the stream (for PySceneDetect's timecodes).
         threshold: content threshold (PySceneDetect default 27).
-        min_scene_len: minimum shot length in frames (PySceneDetect default 15).
+        min_scene_len_s: minimum shot length in seconds (0.5 s = PySceneDetect's 15 frames at 30
+            fps).
     """
 
     def __init__(self, fps: float, threshold: float = DEFAULT_SCENE_THRESHOLD,
-                 min_scene_len: int = DEFAULT_MIN_SCENE_LEN) -> None:
+                 min_scene_len_s: float = DEFAULT_MIN_SCENE_LEN_S) -> None:
         self._fps = fps
-        self._detector = ContentDetector(threshold=threshold, min_scene_len=int(min_scene_len))
+        self._detector = ContentDetector(threshold=threshold,
+                                         min_scene_len=float(min_scene_len_s))
         self._cuts: list[int] = []
         self._last = 0
 

@@ -1,0 +1,37 @@
+"""``screenalytics`` command line. Each subcommand lives in its own module with a ``register``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..core.errors import ScreenalyticsError
+from ..settings import SettingsError
+from . import run as run_cmd
+
+#: Modules that add subcommands: each has ``register(subparsers)``.
+COMMANDS = [run_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="screenalytics",
+        description="Screen time per person in TV episodes, computed by a Dagster asset graph.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``screenalytics`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ScreenalyticsError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

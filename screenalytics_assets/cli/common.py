@@ -1,0 +1,62 @@
+"""Helpers shared by CLI subcommands: data root, the Dagster instance, running a selection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import AssetKey, DagsterEventType, DagsterInstance
+
+from resources.dagster_storage import data_root_from_env
+
+from ..core.errors import ScreenalyticsError
+
+
+class RunFailedError(ScreenalyticsError):
+    """A Dagster run failed; the message carries the failing step's error."""
+
+
+def add_common_args(p) -> None:
+    p.add_argument("--data-root", help="data root (default: $SCREENALYTICS_DATA_ROOT or ./data)")
+
+
+def data_root(args) -> Path:
+    """The data root from ``--data-root`` or the environment; exported for the definitions."""
+    root = Path(args.data_root).resolve() if getattr(args, "data_root", None) \
+        else Path(data_root_from_env())
+    os.environ["SCREENALYTICS_DATA_ROOT"] = str(root)
+    return root
+
+
+def instance_for(root: Path) -> DagsterInstance:
+    """The local Dagster instance: ``$DAGSTER_HOME``, else ``<data root>/dagster_home``."""
+    home = os.environ.get("DAGSTER_HOME") or str(root / "dagster_home")
+    if not Path(home).is_dir():
+        Path(home).mkdir(parents=True)
+        (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = home
+    return DagsterInstance.get()
+
+
+def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey] | None,
+            run_config: dict | None = None):
+    """Run ``job`` for one partition in this process; raise RunFailedError with the step error."""
+    result = job.execute_in_process(instance=instance, partition_key=ep_id,
+                                    asset_selection=selection, run_config=run_config,
+                                    raise_on_error=False)
+    if not result.success:
+        errors = [
+            f"{e.step_key}: {_user_message(e.step_failure_data.error)}"
+            for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE
+        ]
+        raise RunFailedError(
+            f"run {result.run_id} for {ep_id} failed: " + ("; ".join(errors) or "see the run log"))
+    return result
+
+
+def _user_message(error) -> str:
+    while error is not None and error.cause is not None and "dagster" in error.cls_name.lower():
+        error = error.cause
+    if error is None:
+        return "unknown error"
+    return f"{error.cls_name}: {error.message.strip().splitlines()[-1] if error.message else ''}"

@@ -1,0 +1,98 @@
+"""``screenalytics run VIDEO --ep-id EP_ID``: register an episode and materialize its assets."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from resources.storage import LocalStore
+
+from ..core.artifacts import load_screentime
+from ..core.ep_id import validate_ep_id
+from ..core.video import probe_video
+from ..definitions import EPISODE_JOB, build_definitions
+from ..partitions import register_episode
+from ..progress import progress_sink
+from ..settings import load_settings
+from .common import add_common_args, data_root, execute, instance_for
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="materialize every asset of one episode",
+                       description="Copy VIDEO into the data root as the episode's video, "
+                                   "register the partition and materialize its assets.")
+    p.add_argument("video", nargs="?", help="episode video; omit to reuse the uploaded one")
+    p.add_argument("--ep-id", required=True, help="episode id, e.g. rhobh-s05e14")
+    p.add_argument("--profile", help="settings profile: fast, balanced (default), accurate")
+    add_common_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    ep_id = validate_ep_id(args.ep_id)
+    settings = load_settings(profile=args.profile)
+    root = data_root(args)
+    store = LocalStore(root)
+    if args.video:
+        probe_video(args.video)  # fail on a bad file before anything is written
+    else:
+        store.video_path(ep_id)
+    instance = instance_for(root)
+    if args.video:
+        store.put_video(ep_id, args.video)
+    register_episode(instance, ep_id)
+    defs = build_definitions(settings, data_root=str(root))
+    job = defs.resolve_job_def(EPISODE_JOB)
+    console = Console(stderr=True)
+    console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
+                  f"{settings.model_pack}, data root {root}")
+    with _live_progress(console):
+        execute(job, instance, ep_id, None)
+    report = load_screentime(lambda f: store.read_file(ep_id, f))
+    print_report(report)
+    return 0
+
+
+class _live_progress:
+    """A rich progress bar per stage (frames done, frames per second, ETA) fed by assets."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=console, transient=False,
+            disable=not console.is_terminal and not sys.stderr.isatty())
+        self.tasks: dict[str, int] = {}
+
+    def sink(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total or None, rate="")
+        task = self.tasks[stage]
+        speed = self.progress.tasks[task].speed
+        self.progress.update(task, completed=done, total=total or None,
+                             rate=f"{speed:6.1f}/s" if speed else "")
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self._ctx = progress_sink(self.sink)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+        return self.progress.__exit__(*exc)
+
+
+def print_report(report) -> None:
+    """Print the screen-time table to stdout."""
+    table = Table(title=f"Screen time — {report.ep_id} ({report.duration_s:.1f} s)")
+    for col in ("identity", "cast", "seconds", "share", "tracks", "first", "last"):
+        table.add_column(col, justify="left" if col in ("identity", "cast") else "right")
+    for row in report.rows():
+        table.add_row(f"id_{row['identity_id']:02d}", row["cast_id"] or "—",
+                      f"{row['seconds']:.2f}", f"{100 * row['seconds'] / report.duration_s:.0f}%",
+                      str(row["n_tracks"]), f"{row['first_ts']:.2f}", f"{row['last_ts']:.2f}")
+    Console(width=100).print(table)

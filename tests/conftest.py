@@ -1,0 +1,77 @@
+"""Shared fixtures: real inputs from ../shared, real models (ci_pack), real Dagster instances."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SCREENALYTICS_SHARED", REPO.parent / "shared")).resolve()
+HAMILTON = SHARED / "media" / "short_hamilton_clip.mp4"
+FACES = SHARED / "faces"
+FACEBANK = SHARED / "media" / "facebank"
+HAMILTON_EP = "hamilton-s01e01"
+
+# Facts about the Hamilton clip, read off its frames (275 frames at 29.97 fps): four shots, cut at
+# frames 20, 82 and 211 — performer and pianist on stage (0-19), the audience with the performer's
+# profile close-up (20-81), the performer alone, frontal (82-210), the audience with the President
+# (211-274). Every shot has faces.
+HAMILTON_CUTS = [20, 82, 211]
+HAMILTON_FRONTAL_SHOT = 2
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ci_models_env():
+    """Every test uses the real small ci_pack models from ../shared (read-only)."""
+    if not (SHARED / "models" / "ci_pack").is_dir():
+        pytest.exit(f"shared test data not found at {SHARED}; set SCREENALYTICS_SHARED", 2)
+    old = {k: os.environ.get(k) for k in ("SCREENALYTICS_MODEL_ROOT", "SCREENALYTICS_MODEL_PACK",
+                                          "SCREENALYTICS_DEVICE")}
+    os.environ.update(SCREENALYTICS_MODEL_ROOT=str(SHARED), SCREENALYTICS_MODEL_PACK="ci_pack",
+                      SCREENALYTICS_DEVICE="cpu")
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def hamilton_run(tmp_path_factory):
+    """The Hamilton clip materialized once through the episode job on a temp instance."""
+    from tests.helpers import run_episode
+
+    return run_episode(tmp_path_factory.mktemp("hamilton"), HAMILTON, HAMILTON_EP)
+
+
+@pytest.fixture(scope="session")
+def synthetic_episode(tmp_path_factory):
+    from tests.synthetic import build_episode
+
+    return build_episode(FACES, tmp_path_factory.mktemp("synthetic") / "episode.mp4")
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory, synthetic_episode):
+    from tests.helpers import run_episode
+
+    return run_episode(tmp_path_factory.mktemp("synth-run"), synthetic_episode.path,
+                       "synth-s01e01")
+
+
+@pytest.fixture
+def artifacts_dir():
+    """A folder kept after the test (screenshots etc.): ``test-artifacts/`` in the repo."""
+    path = REPO / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def copy_video(src: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return dest
