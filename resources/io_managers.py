@@ -26,8 +26,8 @@ class ArtifactIOManager(ConfigurableIOManager):
         store.write_files(ep_id, files)
         manifests = [n for n in files if "/" not in n]
         context.add_output_metadata({
-            "path": MetadataValue.path(store.uri(ep_id, CODECS[name].files[0])),
-            "files": MetadataValue.json({n: store.uri(ep_id, n) for n in manifests}),
+            "path": MetadataValue.path(store.file_uri(ep_id, CODECS[name].files[0])),
+            "files": MetadataValue.json({n: store.file_uri(ep_id, n) for n in manifests}),
             "bytes": sum(len(b) for b in files.values()),
             "image_files": len(files) - len(manifests),
         })

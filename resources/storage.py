@@ -1,17 +1,20 @@
 """Where videos and artifacts live: a local data root (the embedded default) or an S3 bucket.
 
-Local layout under the data root::
+Every backend stores objects under string keys. The key layout of the local backend, under the
+data root::
 
     videos/{ep_id}/episode.mp4
     manifests/{ep_id}/<artifact file>
     frames/{ep_id}/crops/... and frames/{ep_id}/thumbs/...
+    facebank/{show}/{cast_id}/<photo>
 
-Writes are atomic: each file is written to a temporary name in the same folder, flushed, then
-renamed over the final name, so a reader sees the old file or the new one, never half of one.
+Writes are atomic: a file is written to a temporary name in the same folder, flushed, then renamed
+over the final name, so a reader sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -19,7 +22,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from screenalytics_assets.core.ep_id import validate_ep_id
-from screenalytics_assets.core.errors import ArtifactError
+from screenalytics_assets.core.errors import ArtifactError, VideoError
 
 IMAGE_PREFIXES = ("crops/", "thumbs/")
 _UMASK = os.umask(0)
@@ -42,23 +45,69 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_name(name: str) -> str:
+    """Reject artifact file names that could escape their folder (absolute, ``..``, empty)."""
+    if not name or name.startswith("/") or "\\" in name or ".." in name.split("/"):
+        raise ArtifactError(f"invalid artifact file name {name!r}")
+    return name
+
+
 class ArtifactStore(ABC):
-    """Storage of one backend. File names are those of ``core.artifacts`` (``tracks.jsonl``,
-    ``crops/track_0001/face_00001.jpg``...)."""
+    """Storage of one backend, addressed by keys (``manifests/rhobh-s05e14/tracks.jsonl``).
+
+    Subclasses give the key layout (:meth:`artifact_key`, :meth:`video_key`) and the object
+    operations (:meth:`put`, :meth:`get`, :meth:`list_keys`, :meth:`delete_keys`, :meth:`uri`);
+    the episode-level methods are built on them.
+    """
+
+    # ------------------------------------------------------------------ layout
+    @abstractmethod
+    def artifact_key(self, ep_id: str, name: str) -> str:
+        """Key of artifact file ``name`` (``tracks.jsonl``, ``crops/track_0001/...``)."""
+
+    def video_key(self, ep_id: str) -> str:
+        """Key of the episode's uploaded video: ``videos/{ep_id}/episode.mp4``."""
+        return f"videos/{validate_ep_id(ep_id)}/episode.mp4"
+
+    def facebank_prefix(self, show: str) -> str:
+        """Prefix of a show's cast photos: ``facebank/{show}/`` (then ``{cast_id}/{photo}``)."""
+        return f"facebank/{show}/"
+
+    # ------------------------------------------------------------------ objects
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically (readers never see a partial object)."""
 
     @abstractmethod
-    def write_files(self, ep_id: str, files: dict[str, bytes]) -> list[str]:
-        """Write every file atomically; return their URIs. Image files are written first and
-        manifest files last, so a manifest never names a crop that is not there yet."""
+    def get(self, key: str) -> bytes:
+        """Bytes at ``key``. Raises ArtifactError when there is no such object."""
 
     @abstractmethod
-    def read_file(self, ep_id: str, name: str) -> bytes:
-        """Bytes of one artifact file. Raises ArtifactError when it is missing."""
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key``."""
 
     @abstractmethod
-    def uri(self, ep_id: str, name: str) -> str:
-        """Where ``name`` is stored (a path or ``s3://`` URI)."""
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key starting with ``prefix``, sorted."""
 
+    @abstractmethod
+    def delete_keys(self, keys: list[str]) -> int:
+        """Delete these keys; returns how many existed."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where ``key`` is stored (a path or ``s3://`` URI)."""
+
+    # ------------------------------------------------------------------ videos
     @abstractmethod
     def video_path(self, ep_id: str) -> Path:
         """A local path to the episode's video (downloaded into a cache for remote stores).
@@ -69,53 +118,89 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def video_version(self, ep_id: str) -> str | None:
-        """Content version of the uploaded video (sha256 or ETag), None when there is none."""
+        """Content version of the uploaded video (sha256 or ETag); None when there is none."""
+
+    # ------------------------------------------------------------------ episode artifacts
+    def write_files(self, ep_id: str, files: dict[str, bytes]) -> list[str]:
+        """Write an asset's files; image files first and manifest files last, so a manifest never
+        names a crop that is not there yet. Returns their URIs."""
+        names = sorted(files, key=lambda n: (not n.startswith(IMAGE_PREFIXES), n))
+        keys = [self.artifact_key(ep_id, n) for n in names]
+        for name, key in zip(names, keys):
+            self.put(key, files[name])
+        return [self.uri(k) for k in keys]
+
+    def read_file(self, ep_id: str, name: str) -> bytes:
+        """Bytes of one artifact file.
+
+        Raises:
+            ArtifactError: the file is missing (its asset was not materialized).
+        """
+        key = self.artifact_key(ep_id, name)
+        try:
+            return self.get(key)
+        except ArtifactError as exc:
+            raise ArtifactError(
+                f"artifact {self.uri(key)} is missing; materialize its asset for partition "
+                f"{ep_id!r} first") from exc
+
+    def file_uri(self, ep_id: str, name: str) -> str:
+        return self.uri(self.artifact_key(ep_id, name))
 
 
 class LocalStore(ArtifactStore):
-    """Artifacts under a local data root (see the module docstring for the layout)."""
+    """Objects as files under a local data root (see the module docstring for the layout)."""
 
     def __init__(self, data_root: str | os.PathLike) -> None:
         self.root = Path(data_root).expanduser().resolve()
 
-    def path(self, ep_id: str, name: str) -> Path:
-        """Local path of an artifact file, after validating ``ep_id`` and ``name``."""
+    def artifact_key(self, ep_id: str, name: str) -> str:
         validate_ep_id(ep_id)
-        if name.startswith("/") or ".." in Path(name).parts:
-            raise ArtifactError(f"invalid artifact file name {name!r}")
+        check_name(name)
         if name.startswith(IMAGE_PREFIXES):
-            return self.root / "frames" / ep_id / name
-        return self.root / "manifests" / ep_id / name
+            return f"frames/{ep_id}/{name}"
+        return f"manifests/{ep_id}/{name}"
+
+    def path(self, key: str) -> Path:
+        """Local path of a key (keys never leave the data root)."""
+        return self.root / check_name(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        atomic_write(self.path(key), data)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise ArtifactError(f"no object at {self.path(key)}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix[:prefix.rfind("/")] if "/" in prefix else self.root
+        if not base.is_dir():
+            return []
+        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
+
+    def delete_keys(self, keys: list[str]) -> int:
+        n = 0
+        for key in keys:
+            p = self.path(key)
+            if p.is_file():
+                p.unlink()
+                n += 1
+        return n
+
+    def uri(self, key: str) -> str:
+        return str(self.path(key))
 
     def manifest_dir(self, ep_id: str) -> Path:
         return self.root / "manifests" / validate_ep_id(ep_id)
 
-    def video_key_path(self, ep_id: str) -> Path:
-        """``<root>/videos/{ep_id}/episode.mp4``."""
-        return self.root / "videos" / validate_ep_id(ep_id) / "episode.mp4"
-
-    def write_files(self, ep_id: str, files: dict[str, bytes]) -> list[str]:
-        names = sorted(files, key=lambda n: (not n.startswith(IMAGE_PREFIXES), n))
-        for name in names:
-            atomic_write(self.path(ep_id, name), files[name])
-        return [self.uri(ep_id, n) for n in names]
-
-    def read_file(self, ep_id: str, name: str) -> bytes:
-        p = self.path(ep_id, name)
-        try:
-            return p.read_bytes()
-        except FileNotFoundError as exc:
-            raise ArtifactError(
-                f"artifact {p} is missing; materialize its asset for partition {ep_id!r} first"
-            ) from exc
-
-    def uri(self, ep_id: str, name: str) -> str:
-        return str(self.path(ep_id, name))
-
     def video_path(self, ep_id: str) -> Path:
-        from screenalytics_assets.core.errors import VideoError
-
-        p = self.video_key_path(ep_id)
+        p = self.path(self.video_key(ep_id))
         if not p.is_file():
             raise VideoError(
                 f"no video for episode {ep_id!r} at {p}; add it with "
@@ -123,30 +208,20 @@ class LocalStore(ArtifactStore):
         return p
 
     def video_version(self, ep_id: str) -> str | None:
-        p = self.video_key_path(ep_id)
+        p = self.path(self.video_key(ep_id))
         return file_sha256(p) if p.is_file() else None
 
     def put_video(self, ep_id: str, source: str | os.PathLike) -> Path:
         """Copy a video into ``videos/{ep_id}/episode.mp4`` atomically; returns the new path."""
-        dest = self.video_key_path(ep_id)
+        dest = self.path(self.video_key(ep_id))
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".episode.", suffix=".tmp", dir=dest.parent)
         os.close(fd)
         try:
             shutil.copyfile(source, tmp)
+            os.chmod(tmp, 0o666 & ~_UMASK)
             os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return dest
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
