@@ -191,7 +191,17 @@ class LocalStore(ArtifactStore):
             if p.is_file():
                 p.unlink()
                 n += 1
+                self._prune(p.parent)
         return n
+
+    def _prune(self, folder: Path) -> None:
+        """Remove folders left empty, up to (not including) the data root's top-level folders."""
+        while folder != self.root and folder.parent != self.root:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
 
     def uri(self, key: str) -> str:
         return str(self.path(key))

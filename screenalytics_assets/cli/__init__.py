@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+
+from dagster import BetaWarning
+
+# observable_source_asset is a Dagster beta API; its warning means nothing to a CLI user.
+warnings.filterwarnings("ignore", category=BetaWarning)
 
 from ..core.errors import ScreenalyticsError
 from ..settings import SettingsError
-from . import run as run_cmd
+from . import run as run_cmd  # noqa: E402
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
 COMMANDS = [run_cmd]

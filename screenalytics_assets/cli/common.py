@@ -12,8 +12,20 @@ from resources.dagster_storage import data_root_from_env
 from ..core.errors import ScreenalyticsError
 
 
+# The CLI shows its own progress; Dagster's console logger only reports warnings and errors.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 class RunFailedError(ScreenalyticsError):
-    """A Dagster run failed; the message carries the failing step's error."""
+    """A Dagster run failed; the message carries the failing step's error.
+
+    Attributes:
+        materialized: asset keys the run materialized before it failed.
+    """
+
+    def __init__(self, message: str, materialized: list[AssetKey] | None = None) -> None:
+        super().__init__(message)
+        self.materialized = materialized or []
 
 
 def add_common_args(p) -> None:
@@ -41,6 +53,7 @@ def instance_for(root: Path) -> DagsterInstance:
 def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey] | None,
             run_config: dict | None = None):
     """Run ``job`` for one partition in this process; raise RunFailedError with the step error."""
+    run_config = {**(run_config or {}), **QUIET_LOGS}
     result = job.execute_in_process(instance=instance, partition_key=ep_id,
                                     asset_selection=selection, run_config=run_config,
                                     raise_on_error=False)
@@ -49,8 +62,11 @@ def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey
             f"{e.step_key}: {_user_message(e.step_failure_data.error)}"
             for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE
         ]
+        done = [e.asset_key for e in result.all_events
+                if e.event_type == DagsterEventType.ASSET_MATERIALIZATION]
         raise RunFailedError(
-            f"run {result.run_id} for {ep_id} failed: " + ("; ".join(errors) or "see the run log"))
+            f"run {result.run_id} for {ep_id} failed: " + ("; ".join(errors) or "see the run log"),
+            done)
     return result
 
 

@@ -8,16 +8,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from resources.models import FaceModelsResource, load_face_models
 from resources.storage import LocalStore
 
 from ..core.artifacts import load_screentime
 from ..core.ep_id import validate_ep_id
 from ..core.video import probe_video
 from ..definitions import EPISODE_JOB, build_definitions
-from ..partitions import register_episode
+from ..partitions import EPISODES_PARTITION, register_episode
 from ..progress import progress_sink
 from ..settings import load_settings
-from .common import add_common_args, data_root, execute, instance_for
+from .common import RunFailedError, add_common_args, data_root, execute, instance_for
 
 
 def register(sub) -> None:
@@ -36,21 +37,34 @@ def run(args) -> int:
     settings = load_settings(profile=args.profile)
     root = data_root(args)
     store = LocalStore(root)
+    # Fail on bad input before anything is written: the video, then the model pack.
     if args.video:
-        probe_video(args.video)  # fail on a bad file before anything is written
+        probe_video(args.video)
     else:
         store.video_path(ep_id)
+    models = FaceModelsResource.from_env()
+    load_face_models(models.model_root, settings.model_pack, models.device)
     instance = instance_for(root)
+    had_video = store.exists(store.video_key(ep_id))
     if args.video:
         store.put_video(ep_id, args.video)
-    register_episode(instance, ep_id)
+    new_partition = register_episode(instance, ep_id)
     defs = build_definitions(settings, data_root=str(root))
     job = defs.resolve_job_def(EPISODE_JOB)
     console = Console(stderr=True)
     console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
                   f"{settings.model_pack}, data root {root}")
-    with _live_progress(console):
-        execute(job, instance, ep_id, None)
+    try:
+        with _live_progress(console):
+            execute(job, instance, ep_id, None)
+    except RunFailedError as exc:
+        if new_partition and not exc.materialized:
+            # Nothing was computed from this upload (e.g. the video turned out truncated while
+            # decoding): take the new episode back out, so nothing looks half-processed.
+            instance.delete_dynamic_partition(EPISODES_PARTITION, ep_id)
+            if args.video and not had_video:
+                store.delete_keys([store.video_key(ep_id)])
+        raise
     report = load_screentime(lambda f: store.read_file(ep_id, f))
     print_report(report)
     return 0
