@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from dagster import AssetKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -17,7 +18,8 @@ from ..core.video import probe_video
 from ..definitions import EPISODE_JOB, build_definitions
 from ..partitions import EPISODES_PARTITION, register_episode
 from ..progress import progress_sink
-from ..settings import load_settings
+from ..settings import ASSET_SETTINGS, SettingsError, load_settings
+from ..staleness import downstream_closure, episode_asset_keys, observe_video, stale_or_missing
 from .common import RunFailedError, add_common_args, data_root, execute, instance_for
 
 
@@ -28,6 +30,11 @@ def register(sub) -> None:
     p.add_argument("video", nargs="?", help="episode video; omit to reuse the uploaded one")
     p.add_argument("--ep-id", required=True, help="episode id, e.g. rhobh-s05e14")
     p.add_argument("--profile", help="settings profile: fast, balanced (default), accurate")
+    p.add_argument("--stale-only", action="store_true",
+                   help="materialize only the assets that are stale or missing")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting for this run only (repeatable); the assets that read "
+                        "it and their descendants are re-materialized")
     add_common_args(p)
     p.set_defaults(func=run)
 
@@ -35,6 +42,8 @@ def register(sub) -> None:
 def run(args) -> int:
     ep_id = validate_ep_id(args.ep_id)
     settings = load_settings(profile=args.profile)
+    overrides = parse_overrides(args.overrides)
+    settings.with_overrides(overrides)  # unknown keys and bad values fail here
     root = data_root(args)
     store = LocalStore(root)
     # Fail on bad input before anything is written: the video, then the model pack.
@@ -49,14 +58,20 @@ def run(args) -> int:
     if args.video:
         store.put_video(ep_id, args.video)
     new_partition = register_episode(instance, ep_id)
+    observe_video(instance, store, ep_id)
     defs = build_definitions(settings, data_root=str(root))
     job = defs.resolve_job_def(EPISODE_JOB)
+    keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
     console = Console(stderr=True)
     console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
                   f"{settings.model_pack}, data root {root}")
+    console.print("materializing: " + (", ".join(k.to_user_string() for k in keys) or
+                                       "nothing (every asset is up to date)"))
+    run_config = {"ops": {k.path[-1]: {"config": {"overrides": overrides}} for k in keys}}
     try:
         with _live_progress(console):
-            execute(job, instance, ep_id, None)
+            if keys:
+                execute(job, instance, ep_id, keys, run_config)
     except RunFailedError as exc:
         if new_partition and not exc.materialized:
             # Nothing was computed from this upload (e.g. the video turned out truncated while
@@ -68,6 +83,35 @@ def run(args) -> int:
     report = load_screentime(lambda f: store.read_file(ep_id, f))
     print_report(report)
     return 0
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """``["cluster_thresh=0.7"]`` -> ``{"cluster_thresh": "0.7"}``. Raises SettingsError."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"--set {item!r}: write it as KEY=VALUE, e.g. cluster_thresh=0.7")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def plan_selection(defs, instance, ep_id: str, overrides: dict[str, str], stale_only: bool
+                   ) -> list[AssetKey]:
+    """The episode assets to run, in graph order.
+
+    Everything, or with ``stale_only`` the stale and missing ones and their descendants; plus,
+    with overrides, every asset that reads an overridden setting and its descendants (an override
+    changes no code version, so Dagster alone would not see them as stale).
+    """
+    keys = episode_asset_keys(defs)
+    roots = stale_or_missing(defs, instance, ep_id, keys) if stale_only else keys
+    roots = [*roots, *(AssetKey(a) for a, reads in ASSET_SETTINGS.items()
+                       if set(reads) & set(overrides))]
+    # Dagster flags only the asset whose code version or inputs changed; what is downstream of it
+    # gets new inputs once it re-runs, so it runs too.
+    chosen = downstream_closure(defs, roots) & set(keys)
+    return [k for k in keys if k in chosen]
 
 
 class _live_progress:
