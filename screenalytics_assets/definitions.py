@@ -7,7 +7,15 @@ Configuration comes from the environment (see the README): ``SCREENALYTICS_DATA_
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+import os
+
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+    define_asset_job,
+)
 
 from resources.dagster_storage import LocalStorageResource, data_root_from_env
 from resources.io_managers import ArtifactIOManager
@@ -18,6 +26,18 @@ from .partitions import episode_partitions
 from .settings import Settings, load_settings
 
 EPISODE_JOB = "episode_job"
+AUTOMATION_SENSOR = "screenalytics_automation"
+
+
+def automation_sensor(asset_keys) -> AutomationConditionSensorDefinition:
+    """Evaluates the assets' automation conditions on a running daemon. Stopped unless
+    ``SCREENALYTICS_AUTOMATION=on``; start or stop it in the UI (Automation) or with
+    ``dagster sensor start|stop screenalytics_automation``."""
+    on = os.environ.get("SCREENALYTICS_AUTOMATION", "off").lower() in ("1", "on", "true", "yes")
+    return AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR, target=AssetSelection.assets(*asset_keys),
+        default_status=DefaultSensorStatus.RUNNING if on else DefaultSensorStatus.STOPPED,
+        description="Keeps episode partitions fresh: new uploads and settings edits.")
 
 
 def build_definitions(settings: Settings | None = None, data_root: str | None = None,
@@ -41,6 +61,7 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
     return Definitions(
         assets=[episode_video, *episode_assets],
         jobs=[episode_job],
+        sensors=[automation_sensor(episode_assets)],
         resources={
             "storage": storage,
             "models": models,

@@ -111,3 +111,34 @@ def test_run_override_reruns_readers_and_is_recorded(episode):
 def test_unknown_override_is_rejected(episode, capsys):
     assert main(["run", "--ep-id", EP, "--set", "cluster_treshold=0.7"]) == 2
     assert "unknown setting 'cluster_treshold'" in capsys.readouterr().err
+
+
+def test_automation_conditions_follow_settings_and_uploads(tmp_path):
+    """What a running daemon's automation sensor would request, tick by tick."""
+    from dagster import evaluate_automation_conditions
+
+    from screenalytics_assets.definitions import build_definitions
+    from screenalytics_assets.staleness import observe_video
+    from tests.helpers import run_episode
+
+    run = run_episode(tmp_path, HAMILTON, "auto-s01e01")
+    observe_video(run.instance, run.store, run.ep_id)
+
+    def requested(result):
+        return {r.key.to_user_string() for r in result.results if r.true_subset.size}
+
+    defs = build_definitions(run.settings, data_root=str(run.store.root))
+    tick = evaluate_automation_conditions(defs, run.instance)
+    assert requested(tick) == set()
+    # a settings edit: identities' code version changes
+    edited = build_definitions(run.settings.with_overrides({"cluster_thresh": 0.7}),
+                               data_root=str(run.store.root))
+    tick = evaluate_automation_conditions(edited, run.instance, cursor=tick.cursor)
+    assert requested(tick) == {"identities", "track_reps", "screentime"}
+    tick = evaluate_automation_conditions(edited, run.instance, cursor=tick.cursor)
+    assert requested(tick) == set()
+    # a new upload with different content for the same episode
+    run.store.put_video(run.ep_id, _remuxed(HAMILTON, tmp_path / "remux.mp4"))
+    observe_video(run.instance, run.store, run.ep_id)
+    tick = evaluate_automation_conditions(edited, run.instance, cursor=tick.cursor)
+    assert "detections" in requested(tick)

@@ -7,13 +7,19 @@ from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MetadataValue
+from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue
 from pydantic import Field
 
 from ..partitions import episode_partitions
 from ..settings import ASSET_SETTINGS, Settings
 
 GROUP = "episode"
+
+#: Declarative automation of the episode assets (evaluated only while the automation sensor runs):
+#: run when a partition is new or an upstream asset got a new version (a new upload, a re-run
+#: parent), and re-run every partition whose asset's code version changed (a settings edit).
+EPISODE_AUTOMATION = AutomationCondition.eager() | (
+    AutomationCondition.code_version_changed() & ~AutomationCondition.in_progress())
 
 
 class StageConfig(Config):
@@ -35,6 +41,7 @@ def stage_kwargs(settings: Settings, name: str, description: str) -> dict[str, A
         code_version=settings.code_version(name),
         group_name=GROUP,
         io_manager_key="artifact_io_manager",
+        automation_condition=EPISODE_AUTOMATION,
         description=description,
         metadata={"settings": MetadataValue.json(settings.for_asset(name)),
                   "profile": settings.profile},
