@@ -22,6 +22,7 @@ from resources.io_managers import ArtifactIOManager
 from resources.models import FaceModelsResource
 
 from .assets.episode import build_episode_assets, episode_video
+from .checks import EPISODE_CHECKS
 from .partitions import episode_partitions
 from .settings import Settings, load_settings
 
@@ -60,6 +61,7 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
         description="Every asset of one episode partition.")
     return Definitions(
         assets=[episode_video, *episode_assets],
+        asset_checks=EPISODE_CHECKS,
         jobs=[episode_job],
         sensors=[automation_sensor(episode_assets)],
         resources={

@@ -1,0 +1,62 @@
+"""Asset checks: invariants that must hold before an artifact flows downstream.
+
+Blocking checks stop the run (and so the downstream assets) when they fail. The invariants
+themselves are plain functions in ``core.validation``.
+"""
+
+from dagster import AssetCheckResult, AssetIn, AssetCheckSeverity, AssetChecksDefinition, asset_check
+
+from resources.models import FaceModelsResource
+
+from .core.artifacts import FaceEmbeddings, IdentitySet, ScreenTimeReport, TrackSet
+from .core.validation import (
+    embedding_problems,
+    membership_problems,
+    screentime_problems,
+    track_problems,
+)
+
+
+def _result(problems: list[str], **metadata) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=not problems, severity=AssetCheckSeverity.ERROR,
+        description="; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)"
+                                               if len(problems) > 5 else "") or None,
+        metadata={"problems": len(problems), **metadata})
+
+
+@asset_check(asset="embeddings", blocking=True,
+             description="Embeddings have the model's dimension, are finite and unit-norm.")
+def embeddings_are_unit_vectors(embeddings: FaceEmbeddings,
+                                models: FaceModelsResource) -> AssetCheckResult:
+    dim = models.load().embedding_dim
+    return _result(embedding_problems(embeddings.vectors, dim), dim=dim,
+                   faces=len(embeddings.vectors))
+
+
+@asset_check(asset="tracks", blocking=True,
+             description="Every track's frames increase and stay inside one shot.")
+def tracks_stay_in_one_shot(tracks: TrackSet) -> AssetCheckResult:
+    return _result(track_problems(tracks.tracks, tracks.shots), tracks=len(tracks.tracks))
+
+
+@asset_check(asset="identities", blocking=True, additional_ins={"tracks": AssetIn("tracks")},
+             description="Every track belongs to exactly one identity.")
+def every_track_in_one_identity(identities: IdentitySet, tracks: TrackSet) -> AssetCheckResult:
+    members = {i.identity_id: i.track_ids for i in identities.identities}
+    return _result(membership_problems([t.track_id for t in tracks.tracks], members),
+                   identities=len(members))
+
+
+@asset_check(asset="screentime", blocking=True,
+             description="No one's screen time exceeds the episode's duration.")
+def screentime_within_duration(screentime: ScreenTimeReport) -> AssetCheckResult:
+    seconds = {p.identity_id: p.seconds for p in screentime.people}
+    return _result(screentime_problems(seconds, screentime.duration_s),
+                   duration_s=round(screentime.duration_s, 3))
+
+
+EPISODE_CHECKS: list[AssetChecksDefinition] = [
+    embeddings_are_unit_vectors, tracks_stay_in_one_shot, every_track_in_one_identity,
+    screentime_within_duration,
+]

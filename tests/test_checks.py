@@ -1,0 +1,74 @@
+"""Asset checks: the invariants pass on real output and fail on broken artifacts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from screenalytics_assets.checks import (
+    every_track_in_one_identity,
+    screentime_within_duration,
+    tracks_stay_in_one_shot,
+)
+from screenalytics_assets.core.artifacts import Identity, IdentitySet, ScreenTimeReport, TrackSet
+from screenalytics_assets.core.screentime import PersonTime
+from screenalytics_assets.core.validation import (
+    embedding_problems,
+    membership_problems,
+    screentime_problems,
+    track_problems,
+)
+
+
+def test_checks_pass_on_the_hamilton_run(hamilton_run):
+    evaluations = hamilton_run.result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} == {
+        "embeddings_are_unit_vectors", "tracks_stay_in_one_shot", "every_track_in_one_identity",
+        "screentime_within_duration"}
+    assert all(e.passed for e in evaluations)
+
+
+def test_embedding_problems():
+    good = np.eye(4, 8, dtype=np.float32)
+    assert embedding_problems(good, 8) == []
+    assert "expected [n_faces, 512]" in embedding_problems(good, 512)[0]
+    bad = good.copy()
+    bad[1, 0] = np.nan
+    bad[2] *= 2
+    problems = " ".join(embedding_problems(bad, 8))
+    assert "NaN" in problems and "not unit-norm" in problems
+
+
+def test_track_problems_on_a_track_crossing_a_cut(hamilton_run):
+    tracks = hamilton_run.load("tracks")
+    assert track_problems(tracks.tracks, tracks.shots) == []
+    t = tracks.tracks[0]
+    t.frame_idx = t.frame_idx.copy()
+    t.frame_idx[-1] = tracks.shots[t.shot_id].end_frame + 5
+    assert "leaves shot" in track_problems(tracks.tracks, tracks.shots)[0]
+    result = tracks_stay_in_one_shot(TrackSet(tracks.video, tracks.stride, tracks.shots,
+                                              tracks.tracks))
+    assert not result.passed and "leaves shot" in result.description
+
+
+def test_membership_problems():
+    assert membership_problems([0, 1, 2], {0: [0, 1], 1: [2]}) == []
+    problems = membership_problems([0, 1, 2, 3], {0: [0, 1], 1: [1, 2, 9]})
+    assert "track 1 is in identities [0, 1]" in problems
+    assert "track 3 is in no identity" in problems
+    assert "identity names unknown track 9" in problems
+
+
+def test_identity_check_fails_on_a_shared_track(hamilton_run):
+    tracks = hamilton_run.load("tracks")
+    ids = hamilton_run.load("identities")
+    broken = IdentitySet([*ids.identities, Identity(99, [ids.identities[0].track_ids[0]], 1, 0.1)],
+                         ids.centroids, ids.params)
+    assert not every_track_in_one_identity(broken, tracks).passed
+    assert every_track_in_one_identity(ids, tracks).passed
+
+
+def test_screentime_check():
+    assert screentime_problems({0: 5.0}, 9.0) == []
+    assert screentime_problems({0: 9.5}, 9.0)
+    report = ScreenTimeReport("x-s01e01", 30.0, 9.0, [PersonTime(0, None, 12.0, 1, 0, 12, [])])
+    assert not screentime_within_duration(report).passed
