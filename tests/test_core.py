@@ -69,13 +69,14 @@ def test_shots_from_cuts_cover_every_frame():
 
 
 # ---------------------------------------------------------------- screen time
-def _track(tid, shot, frames, fps=10.0):
+def _track(tid, shot, frames, fps=10.0, stride=2):
     f = np.asarray(frames, np.int64)
     n = len(f)
     box = np.tile(np.array([[0, 0, 100, 100]], np.float32), (n, 1))
     lm = np.tile(np.array([[[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]]], np.float32),
                  (n, 1, 1))
-    return Track(tid, shot, f, f, f / fps, f, box, np.full(n, 0.9, np.float32), lm)
+    return Track(tid, shot, f, f, f / fps, f, box, np.full(n, 0.9, np.float32), lm,
+                 np.full(n, stride / fps))
 
 
 def test_union_intervals_merges_overlaps_and_clips():
@@ -88,7 +89,7 @@ def test_screen_time_is_stride_aware_and_unions_tracks():
     a = _track(0, 0, [0, 2, 4])  # 0.0-0.6
     b = _track(1, 0, [4, 6])     # 0.4-0.8 overlaps a
     c = _track(2, 1, [20])       # 2.0-2.2
-    people = screen_time({0: [a, b], 1: [c]}, frame_dur=0.2, duration_s=10.0)
+    people = screen_time({0: [a, b], 1: [c]}, duration_s=10.0)
     assert people[0].identity_id == 0
     assert people[0].seconds == pytest.approx(0.8)
     assert people[0].first_ts == 0.0 and people[0].last_ts == pytest.approx(0.8)
@@ -171,3 +172,16 @@ def test_unknown_setting_is_rejected():
         load_settings().with_overrides({"nope": 1})
     with pytest.raises(SettingsError, match="unknown profile"):
         load_settings(profile="turbo")
+
+
+def test_coverage_follows_real_frame_times_and_stops_at_cuts():
+    from screenalytics_assets.core.detect import coverage
+
+    # variable frame rate: 0.1 s frames, then 0.03 s frames; a cut at frame 4
+    frame_ts = np.array([0.0, 0.1, 0.2, 0.3, 0.33, 0.36, 0.39])
+    shots = shots_from_cuts([4], frame_ts, fps=30.0)
+    frames = np.array([0, 2, 4, 6])
+    dur = coverage(frames, shot_ids_for_frames(shots, frames), frame_ts, shots, stride=2, fps=30.0)
+    # frame 0 stands for 0-1 (0.2 s); frame 2 for 2-3, cut before 4 (0.13 s);
+    # frame 4 for 4-5 (0.06 s); frame 6 is the last frame (1/30 s)
+    assert dur == pytest.approx([0.2, 0.13, 0.06, 1 / 30])

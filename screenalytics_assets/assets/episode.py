@@ -160,8 +160,7 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
                 members = [int(x) for x in c.members(k)]
                 result.append(Identity(
                     k, members, int(sum(n_faces[m] for m in members)),
-                    identity_seconds([by_id[m] for m in members], tracks.frame_dur,
-                                     tracks.video.duration_s),
+                    identity_seconds([by_id[m] for m in members], tracks.video.duration_s),
                     [int(x) for x in c.track_ids[(c.labels == k) & c.attached]]))
         out = IdentitySet(result, c.centroids, s)
         stage_metadata(
@@ -180,8 +179,7 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
                    tracks: TrackSet) -> TrackRepSet:
         with timed() as t:
             c = identities.to_clustering(*_track_embeddings(embeddings, tracks))
-            reps = track_representatives(tracks.tracks, faces.samples, embeddings.vectors, c,
-                                         tracks.frame_dur)
+            reps = track_representatives(tracks.tracks, faces.samples, embeddings.vectors, c)
             summary = {
                 "tracks": len(reps),
                 "mean_sim": round(float(np.mean([r.mean_sim for r in reps])), 4) if reps else 0,
@@ -200,7 +198,7 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
             by_id = {tr.track_id: tr for tr in tracks.tracks}
             people = screen_time(
                 {i.identity_id: [by_id[x] for x in i.track_ids] for i in identities.identities},
-                tracks.frame_dur, tracks.video.duration_s)
+                tracks.video.duration_s)
             report = ScreenTimeReport(context.partition_key, tracks.video.fps,
                                       tracks.video.duration_s, people)
         stage_metadata(context, "screentime", {}, config, t["seconds"], people=len(people),

@@ -71,7 +71,7 @@ def dump_detections(scan: EpisodeScan) -> dict[str, bytes]:
         {"det_id": i, "frame_idx": int(d.frame_idx[i]), "ts": _r(d.ts[i], 6), "pts": int(d.pts[i]),
          "bbox": [_r(v, 2) for v in d.bbox[i]], "score": _r(d.score[i]),
          "landmarks": [[_r(x, 2), _r(y, 2)] for x, y in d.landmarks[i]],
-         "shot_id": int(d.shot_id[i])}
+         "shot_id": int(d.shot_id[i]), "dur": _r(d.dur[i], 6)}
         for i in range(len(d))
     ]
     meta = {"video": scan.video.to_dict(), "stride": scan.stride,
@@ -90,7 +90,8 @@ def load_detections(read: Reader) -> EpisodeScan:
             np.array([r["bbox"] for r in rows], np.float32).reshape(-1, 4),
             np.array([r["score"] for r in rows], np.float32),
             np.array([r["landmarks"] for r in rows], np.float32).reshape(-1, 5, 2),
-            np.array([r["shot_id"] for r in rows], np.int32))
+            np.array([r["shot_id"] for r in rows], np.int32),
+            np.array([r["dur"] for r in rows], np.float64))
     else:
         dets = Detections.empty()
     return EpisodeScan(VideoInfo(**meta["video"]), meta["stride"], meta["frames_processed"],
@@ -112,11 +113,6 @@ class TrackSet:
     shots: list[Shot]
     tracks: list[Track]
 
-    @property
-    def frame_dur(self) -> float:
-        """Seconds per processed frame (stride / fps)."""
-        return self.stride / self.video.fps
-
 
 def dump_tracks(ts: TrackSet) -> dict[str, bytes]:
     rows = []
@@ -124,15 +120,16 @@ def dump_tracks(ts: TrackSet) -> dict[str, bytes]:
         rows.append({
             "track_id": t.track_id, "shot_id": t.shot_id,
             "start_frame": t.start_frame, "end_frame": t.end_frame,
-            "start_ts": _r(t.ts[0], 6), "end_ts": _r(t.ts[-1] + ts.frame_dur, 6),
+            "start_ts": _r(t.ts[0], 6), "end_ts": _r(t.ts[-1] + t.dur[-1], 6),
             "n_frames": len(t),
             "frames": [{"frame_idx": int(t.frame_idx[i]), "ts": _r(t.ts[i], 6),
                         "pts": int(t.pts[i]), "det_id": int(t.det_index[i]),
+                        "dur": _r(t.dur[i], 6),
                         "bbox": [_r(v, 2) for v in t.bbox[i]], "score": _r(t.score[i]),
                         "landmarks": [[_r(x, 2), _r(y, 2)] for x, y in t.landmarks[i]]}
                        for i in range(len(t))],
         })
-    meta = {"video": ts.video.to_dict(), "stride": ts.stride, "frame_dur": ts.frame_dur,
+    meta = {"video": ts.video.to_dict(), "stride": ts.stride,
             "shots": [s.to_dict() for s in ts.shots], "n_tracks": len(ts.tracks)}
     return {"tracks.jsonl": jsonl_bytes(rows), "tracks_meta.json": json_bytes(meta)}
 
@@ -150,7 +147,8 @@ def load_tracks(read: Reader) -> TrackSet:
             np.array([x["pts"] for x in f], np.int64),
             np.array([x["bbox"] for x in f], np.float32).reshape(-1, 4),
             np.array([x["score"] for x in f], np.float32),
-            np.array([x["landmarks"] for x in f], np.float32).reshape(-1, 5, 2)))
+            np.array([x["landmarks"] for x in f], np.float32).reshape(-1, 5, 2),
+            np.array([x["dur"] for x in f], np.float64)))
     return TrackSet(VideoInfo(**meta["video"]), meta["stride"],
                     [Shot(**s) for s in meta["shots"]], tracks)
 

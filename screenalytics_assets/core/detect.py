@@ -28,6 +28,9 @@ class Detections:
         score: float32 [N], detector confidence in [0, 1].
         landmarks: float32 [N, 5, 2], 5 facial landmarks (eyes, nose, mouth corners) in pixels.
         shot_id: int32 [N], shot the frame belongs to.
+        dur: float64 [N], seconds the processed frame stands for: from its ts to the end of the
+            last frame it represents (the ``stride`` frames from it, cut at its shot's end).
+            Measured from the frames' own timestamps, so it stays right for variable frame rate.
     """
 
     frame_idx: np.ndarray
@@ -37,6 +40,7 @@ class Detections:
     score: np.ndarray
     landmarks: np.ndarray
     shot_id: np.ndarray
+    dur: np.ndarray
 
     def __len__(self) -> int:
         return len(self.frame_idx)
@@ -45,7 +49,7 @@ class Detections:
     def empty(cls) -> "Detections":
         return cls(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int64),
                    np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                   np.zeros((0, 5, 2), np.float32), np.zeros(0, np.int32))
+                   np.zeros((0, 5, 2), np.float32), np.zeros(0, np.int32), np.zeros(0))
 
 
 @dataclass
@@ -88,6 +92,26 @@ def detect_faces(detector, image: np.ndarray, det_size: int, det_thresh: float
         raise ValueError("the detection model gives no landmarks; use a 5-landmark SCRFD/RetinaFace")
     return (boxes[:, :4].astype(np.float32), boxes[:, 4].astype(np.float32),
             np.asarray(kps, np.float32).reshape(n, 5, 2))
+
+
+def coverage(frame_idx: np.ndarray, shot_id: np.ndarray, frame_ts: np.ndarray,
+             shots: list[Shot], stride: int, fps: float) -> np.ndarray:
+    """Seconds each processed frame stands for (float64 [N]).
+
+    A processed frame ``p`` stands for frames ``p .. p + stride - 1``, cut at the last frame of
+    its shot; its coverage runs from its own ts to the end of the last of those frames (the next
+    frame's ts, or ts + 1/fps for the stream's last frame).
+
+    Args:
+        frame_idx: int [N] processed frame of each row. shot_id: int [N] its shot.
+        frame_ts: float64 [n_frames] ts of every decoded frame. shots: the shots.
+        stride: frames per processed frame. fps: for the duration of the stream's last frame.
+    """
+    n = len(frame_ts)
+    frame_end = np.append(frame_ts[1:], frame_ts[-1] + 1.0 / fps) if n else frame_ts
+    shot_end = np.array([s.end_frame for s in shots], np.int64)[shot_id]
+    last = np.minimum(np.minimum(frame_idx + stride - 1, n - 1), shot_end)
+    return frame_end[last] - frame_ts[frame_idx]
 
 
 def scan_episode(
@@ -139,11 +163,11 @@ def scan_episode(
     ts = np.frombuffer(frame_ts, dtype=np.float64)
     shots = shots_from_cuts(cuts.cuts(), ts, info.fps)
     if cols["score"]:
+        frame_idx = np.concatenate(cols["frame_idx"])
+        shot_id = shot_ids_for_frames(shots, frame_idx)
         dets = Detections(
-            *(np.concatenate(cols[k]) for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")),
-            shot_id=np.zeros(0, np.int32),
-        )
-        dets.shot_id = shot_ids_for_frames(shots, dets.frame_idx)
+            frame_idx, *(np.concatenate(cols[k]) for k in ("ts", "pts", "bbox", "score", "kps")),
+            shot_id=shot_id, dur=coverage(frame_idx, shot_id, ts, shots, stride, info.fps))
     else:
         dets = Detections.empty()
     video = replace(info, n_frames=len(ts), duration_s=max(info.duration_s, shots[-1].end_ts))

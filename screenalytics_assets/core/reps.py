@@ -21,7 +21,7 @@ class TrackRep:
             quality; -1 when the track has no sampled face.
         rep_frame_idx, rep_ts: where that face is (frame, seconds).
         n_frames: detections in the track. n_faces: faces sampled and embedded.
-        length_s: last ts - first ts + frame duration (s).
+        length_s: from the first detection's ts to the end of the last one's coverage (s).
         mean_sim, min_sim: mean and minimum cosine similarity of its faces to the track embedding.
         identity_sim: cosine similarity of the track embedding to its identity centroid.
         mean_score: mean detector score. best_quality: highest face quality (see sampling).
@@ -46,12 +46,12 @@ class TrackRep:
 
 
 def track_representatives(tracks: list[Track], faces: FaceSamples, embeddings: np.ndarray,
-                          clustering: Clustering, frame_dur: float) -> list[TrackRep]:
+                          clustering: Clustering) -> list[TrackRep]:
     """One :class:`TrackRep` per track, in track order.
 
     Args:
         tracks: the episode's tracks. faces: sampled faces. embeddings: float32 [F, D] unit vectors
-            of ``faces``, same order. clustering: from ``cluster_tracks``. frame_dur: s per frame.
+            of ``faces``, same order. clustering: from ``cluster_tracks``.
     """
     pos = {int(t): i for i, t in enumerate(clustering.track_ids)}
     by_track: dict[int, list[int]] = {}
@@ -74,7 +74,7 @@ def track_representatives(tracks: list[Track], faces: FaceSamples, embeddings: n
         reps.append(TrackRep(
             track_id=t.track_id, identity_id=label, rep_face_id=rep[0], rep_frame_idx=rep[1],
             rep_ts=rep[2], n_frames=len(t), n_faces=len(idx),
-            length_s=float(t.ts[-1] - t.ts[0] + frame_dur), mean_sim=mean_sim, min_sim=min_sim,
+            length_s=float(t.ts[-1] - t.ts[0] + t.dur[-1]), mean_sim=mean_sim, min_sim=min_sim,
             identity_sim=float(temb @ clustering.centroids[label]), mean_score=float(t.score.mean()),
             best_quality=best_q))
     return reps

@@ -9,20 +9,16 @@ import numpy as np
 from .tracking import Track
 
 
-def frame_duration(stride: int, fps: float) -> float:
-    """Seconds one processed frame stands for: ``stride / fps``."""
-    return stride / fps
-
-
-def track_intervals(track: Track, frame_dur: float, duration_s: float | None = None
-                    ) -> list[tuple[float, float]]:
+def track_intervals(track: Track, duration_s: float | None = None) -> list[tuple[float, float]]:
     """Time a track is on screen, as merged ``[start, end)`` intervals in seconds.
 
-    Each detection at time ``ts`` covers ``[ts, ts + frame_dur)``: with stride k, a face seen on a
-    processed frame is counted for the k frames it stands for. Intervals are clipped to
-    ``[0, duration_s]`` when a duration is given.
+    Each detection at time ``ts`` covers ``[ts, ts + dur)`` where ``dur`` is the time of the
+    frames it stands for: with stride k, a face seen on a processed frame is counted for the k
+    frames it represents (their real durations, so variable frame rate is handled). Intervals
+    are clipped to ``[0, duration_s]`` when a duration is given.
     """
-    return union_intervals([(float(t), float(t) + frame_dur) for t in track.ts], duration_s)
+    return union_intervals([(float(t), float(t + d)) for t, d in zip(track.ts, track.dur)],
+                           duration_s)
 
 
 def union_intervals(intervals: list[tuple[float, float]], duration_s: float | None = None
@@ -67,13 +63,12 @@ class PersonTime:
     intervals: list[tuple[float, float]]
 
 
-def screen_time(tracks_by_identity: dict[int, list[Track]], frame_dur: float, duration_s: float,
+def screen_time(tracks_by_identity: dict[int, list[Track]], duration_s: float,
                 cast_ids: dict[int, str | None] | None = None) -> list[PersonTime]:
     """Seconds on screen per identity: the union of its tracks' intervals.
 
     Args:
         tracks_by_identity: identity id -> its tracks.
-        frame_dur: seconds per processed frame (:func:`frame_duration`).
         duration_s: episode duration (s); no interval passes it.
         cast_ids: identity id -> cast id, where linked.
 
@@ -85,7 +80,7 @@ def screen_time(tracks_by_identity: dict[int, list[Track]], frame_dur: float, du
         if not tracks:
             continue
         iv = union_intervals(
-            [i for t in tracks for i in track_intervals(t, frame_dur, duration_s)], duration_s)
+            [i for t in tracks for i in track_intervals(t, duration_s)], duration_s)
         if not iv:
             continue
         people.append(PersonTime(int(ident), (cast_ids or {}).get(ident), total_seconds(iv),
@@ -94,7 +89,7 @@ def screen_time(tracks_by_identity: dict[int, list[Track]], frame_dur: float, du
     return people
 
 
-def identity_seconds(tracks: list[Track], frame_dur: float, duration_s: float) -> float:
+def identity_seconds(tracks: list[Track], duration_s: float) -> float:
     """Seconds on screen of a group of tracks (the union of their intervals)."""
     return total_seconds(union_intervals(
-        [i for t in tracks for i in track_intervals(t, frame_dur, duration_s)], duration_s))
+        [i for t in tracks for i in track_intervals(t, duration_s)], duration_s))

@@ -45,6 +45,7 @@ class Track:
         det_index: int64 [L], rows of the detections table, in frame order.
         frame_idx: int64 [L]; ts: float64 [L] seconds; pts: int64 [L].
         bbox: float32 [L, 4] px; score: float32 [L]; landmarks: float32 [L, 5, 2] px.
+        dur: float64 [L], seconds each detection stands for (see ``Detections.dur``).
     """
 
     track_id: int
@@ -56,6 +57,7 @@ class Track:
     bbox: np.ndarray
     score: np.ndarray
     landmarks: np.ndarray = field(repr=False)
+    dur: np.ndarray = field(repr=False)
 
     @property
     def start_frame(self) -> int:
@@ -118,7 +120,7 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
     for track_id, ((shot_id, _), rows) in enumerate(groups):
         r = np.asarray(rows, np.int64)
         tracks.append(Track(track_id, shot_id, r, dets.frame_idx[r], dets.ts[r], dets.pts[r],
-                            dets.bbox[r], dets.score[r], dets.landmarks[r]))
+                            dets.bbox[r], dets.score[r], dets.landmarks[r], dets.dur[r]))
     return tracks
 
 
