@@ -7,10 +7,13 @@ import sys
 
 from ..core.errors import ScreenalyticsError
 from ..settings import SettingsError
+from . import backfill as backfill_cmd
+from . import crops as crops_cmd
+from . import delete as delete_cmd
 from . import run as run_cmd
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
-COMMANDS = [run_cmd]
+COMMANDS = [run_cmd, backfill_cmd, crops_cmd, delete_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
