@@ -20,10 +20,11 @@ from sensors.upload import upload_sensor_for
 
 from .assets.episode import build_episode_assets, episode_video
 from .assets.season import build_season_assets
-from .partitions import episode_partitions
+from .partitions import episode_partitions, season_partitions
 from .settings import Settings, load_settings
 
 EPISODE_JOB = "episode_job"
+SEASON_JOB = "season_job"
 
 
 def build_definitions(settings: Settings | None = None, data_root: str | None = None,
@@ -53,9 +54,13 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
         EPISODE_JOB, selection=AssetSelection.assets(*episode_assets),
         partitions_def=episode_partitions,
         description="Every asset of one episode partition.")
+    season_job = define_asset_job(
+        SEASON_JOB, selection=AssetSelection.assets(*season_assets),
+        partitions_def=season_partitions,
+        description="The season roll-up of one season partition ({show}-s{NN}).")
     return Definitions(
         assets=[episode_video, *episode_assets, *season_assets],
-        jobs=[episode_job],
+        jobs=[episode_job, season_job],
         sensors=[upload_sensor_for(backend, EPISODE_JOB)],
         resources={
             "storage": storage,
