@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from resources.storage import LocalStore
+from resources.backend import storage_from_env
 
 from ..core.artifacts import load_screentime
 from ..core.ep_id import validate_ep_id
@@ -22,7 +22,8 @@ from .common import add_common_args, data_root, execute, instance_for
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="materialize every asset of one episode",
-                       description="Copy VIDEO into the data root as the episode's video, "
+                       description="Copy VIDEO into the storage (data root, or the bucket when "
+                                   "STORAGE_BACKEND=s3) as the episode's video, "
                                    "register the partition and materialize its assets.")
     p.add_argument("video", nargs="?", help="episode video; omit to reuse the uploaded one")
     p.add_argument("--ep-id", required=True, help="episode id, e.g. rhobh-s05e14")
@@ -35,7 +36,8 @@ def run(args) -> int:
     ep_id = validate_ep_id(args.ep_id)
     settings = load_settings(profile=args.profile)
     root = data_root(args)
-    store = LocalStore(root)
+    storage = storage_from_env(str(root))  # STORAGE_BACKEND: local data root or the S3 bucket
+    store = storage.store()
     if args.video:
         probe_video(args.video)  # fail on a bad file before anything is written
     else:
@@ -44,11 +46,11 @@ def run(args) -> int:
     if args.video:
         store.put_video(ep_id, args.video)
     register_episode(instance, ep_id)
-    defs = build_definitions(settings, data_root=str(root))
+    defs = build_definitions(settings, storage=storage)
     job = defs.resolve_job_def(EPISODE_JOB)
     console = Console(stderr=True)
     console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
-                  f"{settings.model_pack}, data root {root}")
+                  f"{settings.model_pack}, video {store.uri(store.video_key(ep_id))}")
     with _live_progress(console):
         execute(job, instance, ep_id, None)
     report = load_screentime(lambda f: store.read_file(ep_id, f))
