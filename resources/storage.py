@@ -6,7 +6,12 @@ data root::
     videos/{ep_id}/episode.mp4
     manifests/{ep_id}/<artifact file>
     frames/{ep_id}/crops/... and frames/{ep_id}/thumbs/...
+    manifests/{show}-s{ss}/<season file>        (season roll-up)
+    cache/...                                   (local caches, e.g. downloaded videos)
     facebank/{show}/{cast_id}/<photo>
+
+The S3 backend (``resources.s3_storage.S3Store``) has the same interface with the design map's
+bucket layout.
 
 Writes are atomic: a file is written to a temporary name in the same folder, flushed, then renamed
 over the final name, so a reader sees the old file or the new one, never half of one.
@@ -19,9 +24,10 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
-from screenalytics_assets.core.ep_id import validate_ep_id
+from screenalytics_assets.core.ep_id import validate_ep_id, validate_show
 from screenalytics_assets.core.errors import ArtifactError, VideoError
 
 IMAGE_PREFIXES = ("crops/", "thumbs/")
@@ -61,6 +67,21 @@ def check_name(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class VideoObject:
+    """An object found under ``videos/``.
+
+    Attributes:
+        key: its key (``videos/rhobh-s05e14/episode.mp4``, or anything else found there).
+        stamp: a cheap change token: the ETag (S3) or ``{size}-{mtime_ns}`` (local).
+        size: bytes.
+    """
+
+    key: str
+    stamp: str
+    size: int
+
+
 class ArtifactStore(ABC):
     """Storage of one backend, addressed by keys (``manifests/rhobh-s05e14/tracks.jsonl``).
 
@@ -77,6 +98,32 @@ class ArtifactStore(ABC):
     def video_key(self, ep_id: str) -> str:
         """Key of the episode's uploaded video: ``videos/{ep_id}/episode.mp4``."""
         return f"videos/{validate_ep_id(ep_id)}/episode.mp4"
+
+    @abstractmethod
+    def episode_prefixes(self, ep_id: str) -> list[str]:
+        """Key prefixes (ending in ``/``) holding every artifact of the episode (not its video)."""
+
+    @abstractmethod
+    def season_key(self, show: str, season: int, name: str) -> str:
+        """Key of season roll-up file ``name`` of ``show`` season ``season``."""
+
+    @abstractmethod
+    def cache_dirs(self, ep_id: str) -> list[Path]:
+        """Local cache folders of the episode (removed by ``screenalytics delete``)."""
+
+    @staticmethod
+    def _check_season(show: str, season: int) -> None:
+        validate_show(show)
+        if not isinstance(season, int) or not 0 <= season <= 99:
+            raise ArtifactError(f"invalid season {season!r}: expected a number from 0 to 99")
+
+    def track_image_keys(self, ep_id: str, track_id: int) -> list[str]:
+        """Keys of a track's JPEG face crops and its thumbnail (empty when crops were not saved)."""
+        keys = set(self.list_keys(self.artifact_key(ep_id, f"crops/track_{track_id:04d}/")))
+        thumb = self.artifact_key(ep_id, f"thumbs/track_{track_id:04d}.jpg")
+        if self.exists(thumb):
+            keys.add(thumb)
+        return sorted(keys)
 
     def facebank_prefix(self, show: str) -> str:
         """Prefix of a show's cast photos: ``facebank/{show}/`` (then ``{cast_id}/{photo}``)."""
@@ -107,6 +154,10 @@ class ArtifactStore(ABC):
     def uri(self, key: str) -> str:
         """Where ``key`` is stored (a path or ``s3://`` URI)."""
 
+    def share_url(self, key: str, expires_s: int = 3600) -> str:
+        """A link a user can open: a presigned URL for S3, the file path for local storage."""
+        return self.uri(key)
+
     # ------------------------------------------------------------------ videos
     @abstractmethod
     def video_path(self, ep_id: str) -> Path:
@@ -119,6 +170,10 @@ class ArtifactStore(ABC):
     @abstractmethod
     def video_version(self, ep_id: str) -> str | None:
         """Content version of the uploaded video (sha256 or ETag); None when there is none."""
+
+    @abstractmethod
+    def list_videos(self) -> list[VideoObject]:
+        """Every object under ``videos/`` (valid uploads or not), sorted by key."""
 
     # ------------------------------------------------------------------ episode artifacts
     def write_files(self, ep_id: str, files: dict[str, bytes]) -> list[str]:
@@ -160,6 +215,24 @@ class LocalStore(ArtifactStore):
         if name.startswith(IMAGE_PREFIXES):
             return f"frames/{ep_id}/{name}"
         return f"manifests/{ep_id}/{name}"
+
+    def episode_prefixes(self, ep_id: str) -> list[str]:
+        validate_ep_id(ep_id)
+        return [f"manifests/{ep_id}/", f"frames/{ep_id}/"]
+
+    def season_key(self, show: str, season: int, name: str) -> str:
+        self._check_season(show, season)
+        return f"manifests/{show}-s{season:02d}/{check_name(name)}"
+
+    def cache_dirs(self, ep_id: str) -> list[Path]:
+        return [self.root / "cache" / "videos" / validate_ep_id(ep_id)]
+
+    def list_videos(self) -> list[VideoObject]:
+        out = []
+        for key in self.list_keys("videos/"):
+            st = self.path(key).stat()
+            out.append(VideoObject(key, f"{st.st_size}-{st.st_mtime_ns}", st.st_size))
+        return out
 
     def path(self, key: str) -> Path:
         """Local path of a key (keys never leave the data root)."""

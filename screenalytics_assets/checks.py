@@ -9,6 +9,7 @@ from dagster import AssetCheckResult, AssetIn, AssetCheckSeverity, AssetChecksDe
 from resources.models import FaceModelsResource
 
 from .core.artifacts import FaceEmbeddings, IdentitySet, ScreenTimeReport, TrackSet
+from .partitions import episode_partitions
 from .core.validation import (
     embedding_problems,
     membership_problems,
@@ -25,7 +26,7 @@ def _result(problems: list[str], **metadata) -> AssetCheckResult:
         metadata={"problems": len(problems), **metadata})
 
 
-@asset_check(asset="embeddings", blocking=True,
+@asset_check(asset="embeddings", blocking=True, partitions_def=episode_partitions,
              description="Embeddings have the model's dimension, are finite and unit-norm.")
 def embeddings_are_unit_vectors(embeddings: FaceEmbeddings,
                                 models: FaceModelsResource) -> AssetCheckResult:
@@ -34,13 +35,14 @@ def embeddings_are_unit_vectors(embeddings: FaceEmbeddings,
                    faces=len(embeddings.vectors))
 
 
-@asset_check(asset="tracks", blocking=True,
+@asset_check(asset="tracks", blocking=True, partitions_def=episode_partitions,
              description="Every track's frames increase and stay inside one shot.")
 def tracks_stay_in_one_shot(tracks: TrackSet) -> AssetCheckResult:
     return _result(track_problems(tracks.tracks, tracks.shots), tracks=len(tracks.tracks))
 
 
-@asset_check(asset="identities", blocking=True, additional_ins={"tracks": AssetIn("tracks")},
+@asset_check(asset="identities", blocking=True, partitions_def=episode_partitions,
+             additional_ins={"tracks": AssetIn("tracks")},
              description="Every track belongs to exactly one identity.")
 def every_track_in_one_identity(identities: IdentitySet, tracks: TrackSet) -> AssetCheckResult:
     members = {i.identity_id: i.track_ids for i in identities.identities}
@@ -48,7 +50,7 @@ def every_track_in_one_identity(identities: IdentitySet, tracks: TrackSet) -> As
                    identities=len(members))
 
 
-@asset_check(asset="screentime", blocking=True,
+@asset_check(asset="screentime", blocking=True, partitions_def=episode_partitions,
              description="No one's screen time exceeds the episode's duration.")
 def screentime_within_duration(screentime: ScreenTimeReport) -> AssetCheckResult:
     seconds = {p.identity_id: p.seconds for p in screentime.people}

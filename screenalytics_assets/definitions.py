@@ -2,7 +2,10 @@
 
 Configuration comes from the environment (see the README): ``SCREENALYTICS_DATA_ROOT``,
 ``SCREENALYTICS_PROFILE``, ``SCREENALYTICS_SETTINGS``, ``SCREENALYTICS_MODEL_ROOT``,
-``SCREENALYTICS_MODEL_PACK``, ``SCREENALYTICS_DEVICE``.
+``SCREENALYTICS_MODEL_PACK``, ``SCREENALYTICS_DEVICE``, and the storage backend:
+``STORAGE_BACKEND=local|s3`` with ``SCREENALYTICS_S3_BUCKET``, ``SCREENALYTICS_S3_PREFIX``,
+``AWS_ENDPOINT_URL`` / ``SCREENALYTICS_S3_ENDPOINT_URL`` and ``AWS_REGION`` (see
+``resources.backend``).
 """
 
 from __future__ import annotations
@@ -17,16 +20,20 @@ from dagster import (
     define_asset_job,
 )
 
-from resources.dagster_storage import LocalStorageResource, data_root_from_env
+from resources.backend import storage_from_env
+from resources.dagster_storage import LocalStorageResource, StorageResource
 from resources.io_managers import ArtifactIOManager
 from resources.models import FaceModelsResource
+from sensors.upload import upload_sensor_for
 
 from .assets.episode import build_episode_assets, episode_video
+from .assets.season import build_season_assets
 from .checks import EPISODE_CHECKS
-from .partitions import episode_partitions
+from .partitions import episode_partitions, season_partitions
 from .settings import Settings, load_settings
 
 EPISODE_JOB = "episode_job"
+SEASON_JOB = "season_job"
 AUTOMATION_SENSOR = "screenalytics_automation"
 
 
@@ -42,28 +49,41 @@ def automation_sensor(asset_keys) -> AutomationConditionSensorDefinition:
 
 
 def build_definitions(settings: Settings | None = None, data_root: str | None = None,
-                      models: FaceModelsResource | None = None) -> Definitions:
+                      models: FaceModelsResource | None = None,
+                      storage: StorageResource | None = None) -> Definitions:
     """Definitions for the given settings and storage (defaults: from the environment).
 
-    The models resource uses the settings' model pack, so the code versions (which hash the
-    pack name) and the models that run always agree.
+    ``storage`` wins over ``data_root``; without either the backend comes from
+    ``STORAGE_BACKEND`` (local data root by default). The upload sensor registered is the one
+    matching the backend. The models resource uses the settings' model pack, so the code
+    versions (which hash the pack name) and the models that run always agree.
+
+    Raises:
+        StorageConfigError: the storage settings in the environment are incomplete.
     """
     settings = settings or load_settings()
-    storage = LocalStorageResource(data_root=data_root or data_root_from_env())
+    if storage is None:
+        storage = storage_from_env(data_root)
     if models is None:
         env = FaceModelsResource.from_env()
         models = FaceModelsResource(model_root=env.model_root, model_pack=settings.model_pack,
                                     device=env.device)
+    backend = "local" if isinstance(storage, LocalStorageResource) else "s3"
     episode_assets = build_episode_assets(settings)
+    season_assets = build_season_assets(episode_assets)
     episode_job = define_asset_job(
         EPISODE_JOB, selection=AssetSelection.assets(*episode_assets),
         partitions_def=episode_partitions,
         description="Every asset of one episode partition.")
+    season_job = define_asset_job(
+        SEASON_JOB, selection=AssetSelection.assets(*season_assets),
+        partitions_def=season_partitions,
+        description="The season roll-up of one season partition ({show}-s{NN}).")
     return Definitions(
-        assets=[episode_video, *episode_assets],
+        assets=[episode_video, *episode_assets, *season_assets],
         asset_checks=EPISODE_CHECKS,
-        jobs=[episode_job],
-        sensors=[automation_sensor(episode_assets)],
+        jobs=[episode_job, season_job],
+        sensors=[upload_sensor_for(backend, EPISODE_JOB), automation_sensor(episode_assets)],
         resources={
             "storage": storage,
             "models": models,

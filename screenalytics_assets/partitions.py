@@ -1,22 +1,74 @@
-"""Episode partitions: one dynamic partition per ep_id."""
+"""Episode partitions (one dynamic partition per ep_id) and season partitions (``{show}-s{NN}``)."""
 
 from __future__ import annotations
 
+import re
+
 from dagster import DagsterInstance, DynamicPartitionsDefinition
 
-from .core.ep_id import validate_ep_id
+from .core.ep_id import parse_ep_id, validate_ep_id, validate_show
+from .core.errors import InvalidEpIdError
 
 EPISODES_PARTITION = "episodes"
+SEASONS_PARTITION = "seasons"
 episode_partitions = DynamicPartitionsDefinition(name=EPISODES_PARTITION)
+season_partitions = DynamicPartitionsDefinition(name=SEASONS_PARTITION)
+
+_SEASON_RE = re.compile(r"^(?P<show>[a-z0-9]+(?:-[a-z0-9]+)*)-s(?P<season>\d{2})$")
+
+
+def season_key(show: str, season: int) -> str:
+    """Season partition key ``{show}-s{season:02d}`` (``rhobh-s05``).
+
+    Raises:
+        InvalidEpIdError: a bad show slug or a season outside 0-99.
+    """
+    validate_show(show)
+    if not isinstance(season, int) or not 0 <= season <= 99:
+        raise InvalidEpIdError(f"invalid season {season!r}: expected a number from 0 to 99")
+    return f"{show}-s{season:02d}"
+
+
+def parse_season_key(key: str) -> tuple[str, int]:
+    """``rhobh-s05`` -> ``("rhobh", 5)``. Raises InvalidEpIdError on anything else."""
+    m = _SEASON_RE.match(key) if isinstance(key, str) else None
+    if not m:
+        raise InvalidEpIdError(
+            f"invalid season key {key!r}: expected '{{show}}-s{{season:02d}}', e.g. 'rhobh-s05'")
+    return m["show"], int(m["season"])
+
+
+def season_of(ep_id: str) -> str:
+    """The season partition key of an episode (``rhobh-s05e14`` -> ``rhobh-s05``)."""
+    e = parse_ep_id(validate_ep_id(ep_id))
+    return season_key(e.show, e.season)
+
+
+def season_episodes(instance: DagsterInstance, key: str) -> list[str]:
+    """Registered episode partitions of a season, sorted."""
+    parse_season_key(key)
+    return sorted(ep for ep in instance.get_dynamic_partitions(EPISODES_PARTITION)
+                  if ep.startswith(f"{key}e") and _is_valid(ep))
+
+
+def _is_valid(ep_id: str) -> bool:
+    try:
+        validate_ep_id(ep_id)
+    except InvalidEpIdError:
+        return False
+    return True
 
 
 def register_episode(instance: DagsterInstance, ep_id: str) -> bool:
-    """Validate ``ep_id`` and add it as a partition; returns True when it was new.
+    """Validate ``ep_id`` and add it (and its season) as partitions; True when the episode was new.
 
     Raises:
         InvalidEpIdError: ``ep_id`` breaks the grammar (nothing is registered).
     """
     validate_ep_id(ep_id)
+    season = season_of(ep_id)
+    if not instance.has_dynamic_partition(SEASONS_PARTITION, season):
+        instance.add_dynamic_partitions(SEASONS_PARTITION, [season])
     if instance.has_dynamic_partition(EPISODES_PARTITION, ep_id):
         return False
     instance.add_dynamic_partitions(EPISODES_PARTITION, [ep_id])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 from screenalytics_assets.checks import (
     every_track_in_one_identity,
     screentime_within_duration,
@@ -72,3 +73,15 @@ def test_screentime_check():
     assert screentime_problems({0: 9.5}, 9.0)
     report = ScreenTimeReport("x-s01e01", 30.0, 9.0, [PersonTime(0, None, 12.0, 1, 0, 12, [])])
     assert not screentime_within_duration(report).passed
+
+
+def test_checks_run_per_partition_with_two_episodes(synthetic_episode, tmp_path):
+    """Two episodes on one instance: each check reads its own partition."""
+    from tests.helpers import run_episode
+
+    first = run_episode(tmp_path / "a", synthetic_episode.path, "synth-s02e01")
+    second = run_episode(tmp_path / "b", synthetic_episode.path, "synth-s02e02",
+                         instance=first.instance)
+    evaluations = second.result.get_asset_check_evaluations()
+    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
+    assert {e.partition for e in evaluations} == {"synth-s02e02"}

@@ -13,10 +13,13 @@ warnings.filterwarnings("ignore", category=BetaWarning)
 
 from ..core.errors import ScreenalyticsError
 from ..settings import SettingsError
+from . import backfill as backfill_cmd  # noqa: E402
+from . import crops as crops_cmd  # noqa: E402
+from . import delete as delete_cmd  # noqa: E402
 from . import run as run_cmd  # noqa: E402
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
-COMMANDS = [run_cmd]
+COMMANDS = [run_cmd, backfill_cmd, crops_cmd, delete_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

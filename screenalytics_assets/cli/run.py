@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from resources.backend import storage_from_env
 from resources.models import FaceModelsResource, load_face_models
-from resources.storage import LocalStore
 
 from ..core.artifacts import load_screentime
 from ..core.ep_id import validate_ep_id
@@ -25,7 +25,8 @@ from .common import RunFailedError, add_common_args, data_root, execute, instanc
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="materialize every asset of one episode",
-                       description="Copy VIDEO into the data root as the episode's video, "
+                       description="Copy VIDEO into the storage (data root, or the bucket when "
+                                   "STORAGE_BACKEND=s3) as the episode's video, "
                                    "register the partition and materialize its assets.")
     p.add_argument("video", nargs="?", help="episode video; omit to reuse the uploaded one")
     p.add_argument("--ep-id", required=True, help="episode id, e.g. rhobh-s05e14")
@@ -45,7 +46,8 @@ def run(args) -> int:
     overrides = parse_overrides(args.overrides)
     settings.with_overrides(overrides)  # unknown keys and bad values fail here
     root = data_root(args)
-    store = LocalStore(root)
+    storage = storage_from_env(str(root))  # STORAGE_BACKEND: local data root or the S3 bucket
+    store = storage.store()
     # Fail on bad input before anything is written: the video, then the model pack.
     if args.video:
         probe_video(args.video)
@@ -59,12 +61,12 @@ def run(args) -> int:
         store.put_video(ep_id, args.video)
     new_partition = register_episode(instance, ep_id)
     observe_video(instance, store, ep_id)
-    defs = build_definitions(settings, data_root=str(root))
+    defs = build_definitions(settings, storage=storage)
     job = defs.resolve_job_def(EPISODE_JOB)
     keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
     console = Console(stderr=True)
     console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
-                  f"{settings.model_pack}, data root {root}")
+                  f"{settings.model_pack}, video {store.uri(store.video_key(ep_id))}")
     console.print("materializing: " + (", ".join(k.to_user_string() for k in keys) or
                                        "nothing (every asset is up to date)"))
     run_config = {"ops": {k.path[-1]: {"config": {"overrides": overrides}} for k in keys}}

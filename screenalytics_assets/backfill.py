@@ -1,0 +1,80 @@
+"""Season backfills: one Dagster asset backfill over a season's registered episode partitions.
+
+The backfill targets every episode asset for each episode (the backfill daemon launches one run
+per episode partition) and the season's ``season_screentime`` partition, which runs after its
+episodes' ``screentime``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagster import AssetKey, DagsterInstance, Definitions
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.utils import make_new_backfill_id
+from dagster._time import get_current_timestamp
+
+from .core.errors import ScreenalyticsError
+from .partitions import episode_partitions, season_episodes, season_key, season_partitions
+
+SEASON_ASSET = AssetKey("season_screentime")
+
+
+class NoEpisodesError(ScreenalyticsError):
+    """A season has no registered episode partitions to backfill."""
+
+
+@dataclass(frozen=True)
+class SeasonBackfill:
+    """A submitted backfill: its id, the season key, its episodes and targeted asset keys."""
+
+    backfill_id: str
+    season: str
+    episodes: list[str]
+    assets: list[AssetKey]
+
+
+def episode_asset_keys(defs: Definitions) -> list[AssetKey]:
+    """Materializable assets partitioned by episode (the episode job's assets), sorted."""
+    graph = defs.resolve_asset_graph()
+    return sorted(k for k in graph.materializable_asset_keys
+                  if graph.get(k).partitions_def == episode_partitions)
+
+
+def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: str, season: int,
+                           include_rollup: bool = True) -> SeasonBackfill:
+    """Add a backfill of every registered episode of ``show`` season ``season`` to ``instance``.
+
+    The ``dagster-daemon`` (backfill daemon) launches its runs: one per episode, then the season
+    roll-up.
+
+    Raises:
+        InvalidEpIdError: bad show slug or season number.
+        NoEpisodesError: the season has no registered episodes.
+    """
+    key = season_key(show, season)
+    episodes = season_episodes(instance, key)
+    if not episodes:
+        raise NoEpisodesError(
+            f"season {key} has no registered episodes; register them first by uploading "
+            f"videos/{key}eNN/episode.mp4 (sensor) or `screenalytics run VIDEO --ep-id {key}e01`")
+    subsets = {k: episode_partitions.subset_with_partition_keys(episodes)
+               for k in episode_asset_keys(defs)}
+    if include_rollup:
+        if not instance.has_dynamic_partition(season_partitions.name, key):
+            instance.add_dynamic_partitions(season_partitions.name, [key])
+        subsets[SEASON_ASSET] = season_partitions.subset_with_partition_keys([key])
+    backfill = PartitionBackfill.from_asset_graph_subset(
+        backfill_id=make_new_backfill_id(),
+        backfill_timestamp=get_current_timestamp(),
+        tags={"screenalytics/season": key},
+        dynamic_partitions_store=instance,
+        asset_graph_subset=AssetGraphSubset(partitions_subsets_by_asset_key=subsets),
+        title=f"Season {key}",
+        description=f"Every asset of {len(episodes)} episodes of {key}"
+                    + (" and the season roll-up" if include_rollup else ""),
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return SeasonBackfill(backfill.backfill_id, key, episodes, sorted(subsets))

@@ -1,0 +1,168 @@
+"""Upload sensors: a new or changed ``videos/{ep_id}/episode.mp4`` starts a run of its episode.
+
+Both sensors (``s3_upload_sensor`` for the S3 backend, ``local_video_sensor`` for the embedded
+local data root) run the same tick logic over the storage resource's ``list_videos()``:
+
+* the cursor maps every key seen to its change stamp (ETag, or size+mtime locally), so a restart
+  neither rescans old uploads nor launches them again;
+* a key that is not ``videos/{ep_id}/episode.mp4`` with a valid ep_id is skipped, with a log line
+  saying why (once per key and version);
+* a valid new or changed upload adds the episode (and its season) partitions, records an
+  ``AssetObservation`` of ``episode_video`` with the video's data version, and requests a run of
+  the episode job with ``run_key = "{key}@{version}"``: the same upload never starts two runs,
+  a re-upload with new content starts one.
+"""
+
+# No ``from __future__ import annotations``: Dagster reads the sensors' resource parameters from
+# their annotations.
+
+import json
+from dataclasses import dataclass, field
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    AssetKey,
+    AssetObservation,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from resources.dagster_storage import StorageResource
+from resources.storage import ArtifactStore
+from screenalytics_assets.core.ep_id import validate_ep_id
+from screenalytics_assets.core.errors import InvalidEpIdError
+from screenalytics_assets.partitions import (
+    EPISODES_PARTITION,
+    SEASONS_PARTITION,
+    season_of,
+)
+
+VIDEO_NAME = "episode.mp4"
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+@dataclass
+class UploadScan:
+    """What one tick found. ``cursor``: the next cursor (JSON ``{key: stamp}``)."""
+
+    run_requests: list[RunRequest] = field(default_factory=list)
+    new_episodes: list[str] = field(default_factory=list)
+    new_seasons: list[str] = field(default_factory=list)
+    observations: list[AssetObservation] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    cursor: str = "{}"
+
+
+def parse_video_key(key: str) -> str:
+    """The ep_id of an upload key ``videos/{ep_id}/episode.mp4``.
+
+    Raises:
+        InvalidEpIdError: the key has another shape (``videos/x/notes.txt``, nested folders) or
+            its ep_id breaks the grammar (``videos/BAD ID/episode.mp4``, ``videos/../x/...``).
+    """
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "videos" or parts[2] != VIDEO_NAME:
+        raise InvalidEpIdError(
+            f"{key!r} is not an episode upload: expected videos/{{ep_id}}/{VIDEO_NAME}")
+    return validate_ep_id(parts[1])
+
+
+def load_cursor(cursor: str | None) -> dict[str, str]:
+    """The cursor's ``{key: stamp}``; an empty or unreadable cursor starts afresh."""
+    if not cursor:
+        return {}
+    try:
+        seen = json.loads(cursor)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in seen.items()} if isinstance(seen, dict) else {}
+
+
+def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[str],
+                 known_seasons: set[str], log) -> UploadScan:
+    """One tick over ``store.list_videos()`` (see the module docstring); Dagster-free of side
+    effects: the caller applies the partition requests and run requests."""
+    seen = load_cursor(cursor)
+    out = UploadScan()
+    present = {}
+    for obj in store.list_videos():
+        present[obj.key] = obj.stamp
+        if seen.get(obj.key) == obj.stamp:
+            continue
+        try:
+            ep_id = parse_video_key(obj.key)
+        except InvalidEpIdError as exc:
+            log.warning(f"skipping {obj.key!r}: {exc}")
+            out.skipped[obj.key] = str(exc)
+            continue
+        version = store.video_version(ep_id)
+        if version is None:  # deleted between the listing and now; next tick will tell
+            present.pop(obj.key)
+            continue
+        if ep_id not in known_episodes and ep_id not in out.new_episodes:
+            out.new_episodes.append(ep_id)
+        season = season_of(ep_id)
+        if season not in known_seasons and season not in out.new_seasons:
+            out.new_seasons.append(season)
+        out.observations.append(AssetObservation(
+            asset_key=AssetKey("episode_video"), partition=ep_id,
+            tags={DATA_VERSION_TAG: version},
+            metadata={"key": obj.key, "bytes": obj.size}))
+        out.run_requests.append(RunRequest(
+            run_key=f"{obj.key}@{version}", partition_key=ep_id,
+            tags={"screenalytics/upload": obj.key, "screenalytics/video_version": version}))
+        log.info(f"{obj.key}: version {version}, requesting a run of {ep_id}")
+    # keys that disappeared leave the cursor, so a later re-upload counts as new
+    out.cursor = json.dumps(present, sort_keys=True, separators=(",", ":"))
+    return out
+
+
+def _tick(context: SensorEvaluationContext, storage: StorageResource):
+    instance = context.instance
+    scan = scan_uploads(storage.store(), context.cursor,
+                        set(instance.get_dynamic_partitions(EPISODES_PARTITION)),
+                        set(instance.get_dynamic_partitions(SEASONS_PARTITION)), context.log)
+    requests = []
+    if scan.new_seasons:
+        requests.append(AddDynamicPartitionsRequest(SEASONS_PARTITION, scan.new_seasons))
+    if scan.new_episodes:
+        requests.append(AddDynamicPartitionsRequest(EPISODES_PARTITION, scan.new_episodes))
+    if not scan.run_requests and not requests:
+        return SensorResult(skip_reason=SkipReason(
+            "no new or changed uploads under videos/" +
+            (f" ({len(scan.skipped)} keys skipped)" if scan.skipped else "")),
+            cursor=scan.cursor)
+    return SensorResult(run_requests=scan.run_requests, dynamic_partitions_requests=requests,
+                        asset_events=scan.observations, cursor=scan.cursor)
+
+
+def build_upload_sensor(name: str, job_name: str, description: str,
+                        minimum_interval_seconds: int = 30) -> SensorDefinition:
+    """An upload sensor named ``name`` that requests runs of ``job_name`` (stopped by default:
+    turn it on in the UI, then ``dagster-daemon`` evaluates it)."""
+
+    @sensor(name=name, job_name=job_name, description=description,
+            minimum_interval_seconds=minimum_interval_seconds,
+            default_status=DefaultSensorStatus.STOPPED)
+    def _sensor(context: SensorEvaluationContext, storage: StorageResource):
+        return _tick(context, storage)
+
+    return _sensor
+
+
+def upload_sensor_for(backend: str, job_name: str) -> SensorDefinition:
+    """The sensor matching the storage backend (``s3`` or ``local``)."""
+    if backend == "s3":
+        return build_upload_sensor(
+            "s3_upload_sensor", job_name,
+            "Polls the bucket's videos/ prefix; a new or changed videos/{ep_id}/episode.mp4 "
+            "(by ETag) registers the episode and runs its assets.")
+    return build_upload_sensor(
+        "local_video_sensor", job_name,
+        "Polls <data root>/videos/; a new or changed videos/{ep_id}/episode.mp4 (by size and "
+        "mtime; data version = sha256) registers the episode and runs its assets.")
