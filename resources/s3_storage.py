@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 
 from botocore.exceptions import ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
 
 from screenalytics_assets.core.ep_id import parse_ep_id, validate_ep_id
 from screenalytics_assets.core.errors import ArtifactError, VideoError
@@ -30,6 +32,19 @@ from screenalytics_assets.core.errors import ArtifactError, VideoError
 from .storage import ArtifactStore, VideoObject, check_name
 
 _CHUNK = 8 << 20
+# Connection refused/reset, timeouts: raised once botocore's own retries (the S3Resource's
+# ``max_attempts``) are used up.
+_UNREACHABLE = (BotoConnectionError, HTTPClientError)
+
+
+class StorageUnavailableError(ArtifactError):
+    """The S3 endpoint could not be reached, after retries."""
+
+
+def _unreachable(action: str, uri: str, exc: Exception) -> StorageUnavailableError:
+    return StorageUnavailableError(
+        f"S3 endpoint unreachable while {action} {uri} ({exc}); nothing was written for it. "
+        "Check the endpoint and re-run the materialization when it is back.")
 _THUMB_RE = re.compile(r"^thumbs/(track_\d+)\.jpg$")
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
@@ -110,12 +125,16 @@ class S3Store(ArtifactStore):
         # One PutObject: S3 stores the object whole or not at all (no multipart upload here).
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._obj(key), Body=data)
+        except _UNREACHABLE as exc:
+            raise _unreachable("writing", self.uri(key), exc) from exc
         except ClientError as exc:
             raise ArtifactError(f"cannot write {self.uri(key)}: {exc}") from exc
 
     def get(self, key: str) -> bytes:
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=self._obj(key))
+        except _UNREACHABLE as exc:
+            raise _unreachable("reading", self.uri(key), exc) from exc
         except ClientError as exc:
             if _code(exc) in _NOT_FOUND:
                 raise ArtifactError(f"no object at {self.uri(key)}") from exc
@@ -130,6 +149,8 @@ class S3Store(ArtifactStore):
         """The HeadObject response of ``key``, or None when there is no such object."""
         try:
             return self.client.head_object(Bucket=self.bucket, Key=self._obj(key))
+        except _UNREACHABLE as exc:
+            raise _unreachable("checking", self.uri(key), exc) from exc
         except ClientError as exc:
             if _code(exc) in _NOT_FOUND:
                 return None

@@ -6,10 +6,12 @@ import argparse
 import sys
 import warnings
 
-from dagster import BetaWarning
+from dagster import BetaWarning, PreviewWarning
 
-# observable_source_asset is a Dagster beta API; its warning means nothing to a CLI user.
+# Beta/preview notices of the Dagster APIs used (observable source assets, partitioned asset
+# checks) mean nothing to a CLI user.
 warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from ..core.errors import ScreenalyticsError
 from ..settings import SettingsError

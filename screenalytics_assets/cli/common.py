@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -42,12 +43,21 @@ def data_root(args) -> Path:
 
 def instance_for(root: Path) -> DagsterInstance:
     """The local Dagster instance: ``$DAGSTER_HOME``, else ``<data root>/dagster_home``."""
-    home = os.environ.get("DAGSTER_HOME") or str(root / "dagster_home")
-    if not Path(home).is_dir():
-        Path(home).mkdir(parents=True)
-        (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = home
-    return DagsterInstance.get()
+    home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    # Two first runs at once would both create the instance's SQLite schema and collide in its
+    # migrations: the first process to take the lock creates it, the others open it.
+    with open(home / ".instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / "dagster.yaml").exists():
+            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        instance = DagsterInstance.get()
+        # create every storage (runs, event log index, schedules) before letting others in
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions("episodes")
+        instance.all_instigator_state()
+    return instance
 
 
 def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey] | None,
