@@ -11,7 +11,9 @@ from dagster import (
     AllPartitionMapping,
     AssetDep,
     AssetExecutionContext,
+    AssetObservation,
     AssetsDefinition,
+    DagsterInstance,
     DataVersion,
     DataVersionsByPartition,
     MaterializeResult,
@@ -51,6 +53,17 @@ def identity_edits(context, storage: StorageResource) -> DataVersionsByPartition
     return DataVersionsByPartition({
         ep_id: DataVersion(edits_version(read_edits(store, ep_id)))
         for ep_id in context.instance.get_dynamic_partitions(EPISODES_PARTITION)})
+
+
+def record_edits_version(instance: DagsterInstance, ep_id: str, data: bytes | None) -> str:
+    """Record an observation of ``identity_edits`` for ``ep_id`` with the file's data version, so
+    cast_links and screentime show as stale right after an edit. Returns the version."""
+    version = edits_version(data)
+    instance.report_runless_asset_event(AssetObservation(
+        asset_key=identity_edits.key, partition=ep_id,
+        tags={"dagster/data_version": version},
+        metadata={"edits": len(parse_edits(data))}))
+    return version
 
 
 def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:

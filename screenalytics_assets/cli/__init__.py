@@ -7,10 +7,12 @@ import sys
 
 from ..core.errors import ScreenalyticsError
 from ..settings import SettingsError
+from . import facebank as facebank_cmd
+from . import review as review_cmd
 from . import run as run_cmd
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
-COMMANDS = [run_cmd]
+COMMANDS = [run_cmd, facebank_cmd, review_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

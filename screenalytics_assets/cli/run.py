@@ -8,12 +8,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from resources.facebank import add_folder
 from resources.storage import LocalStore
 
 from ..core.artifacts import load_screentime
-from ..core.ep_id import validate_ep_id
+from ..core.ep_id import parse_ep_id, validate_ep_id
 from ..core.video import probe_video
-from ..definitions import EPISODE_JOB, build_definitions
+from ..definitions import EPISODE_JOB, FACEBANK_JOB, build_definitions
 from ..partitions import register_episode
 from ..progress import progress_sink
 from ..settings import load_settings
@@ -27,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("video", nargs="?", help="episode video; omit to reuse the uploaded one")
     p.add_argument("--ep-id", required=True, help="episode id, e.g. rhobh-s05e14")
     p.add_argument("--profile", help="settings profile: fast, balanced (default), accurate")
+    p.add_argument("--facebank", metavar="DIR",
+                   help="cast photos, one sub-folder per cast member (DIR/<cast-id>/*.jpg): "
+                        "added to the facebank of the ep_id's show, which is rebuilt first")
     add_common_args(p)
     p.set_defaults(func=run)
 
@@ -41,6 +45,9 @@ def run(args) -> int:
     else:
         store.video_path(ep_id)
     instance = instance_for(root)
+    show = parse_ep_id(ep_id).show
+    if args.facebank:
+        added = add_folder(store, show, args.facebank)  # validates every photo before writing
     if args.video:
         store.put_video(ep_id, args.video)
     register_episode(instance, ep_id)
@@ -49,6 +56,9 @@ def run(args) -> int:
     console = Console(stderr=True)
     console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
                   f"{settings.model_pack}, data root {root}")
+    if args.facebank:
+        console.print(f"facebank {show}: " + ", ".join(f"{c} ({n})" for c, n in added.items()))
+        execute(defs.resolve_job_def(FACEBANK_JOB), instance, show, None)
     with _live_progress(console):
         execute(job, instance, ep_id, None)
     report = load_screentime(lambda f: store.read_file(ep_id, f))
@@ -87,12 +97,19 @@ class _live_progress:
 
 
 def print_report(report) -> None:
-    """Print the screen-time table to stdout."""
+    """Print the screen-time table (with display names and cast members) to stdout, then the
+    cast members who are not on screen and any review edit that no longer applies."""
     table = Table(title=f"Screen time — {report.ep_id} ({report.duration_s:.1f} s)")
-    for col in ("identity", "cast", "seconds", "share", "tracks", "first", "last"):
-        table.add_column(col, justify="left" if col in ("identity", "cast") else "right")
+    for col in ("identity", "name", "cast", "seconds", "share", "tracks", "first", "last"):
+        table.add_column(col, justify="left" if col in ("identity", "name", "cast") else "right")
     for row in report.rows():
-        table.add_row(f"id_{row['identity_id']:02d}", row["cast_id"] or "—",
+        table.add_row(f"id_{row['identity_id']:02d}", row["name"] or "—", row["cast_id"] or "—",
                       f"{row['seconds']:.2f}", f"{100 * row['seconds'] / report.duration_s:.0f}%",
                       str(row["n_tracks"]), f"{row['first_ts']:.2f}", f"{row['last_ts']:.2f}")
-    Console(width=100).print(table)
+    console = Console(width=110)
+    console.print(table)
+    absent = [c for c, sec in report.cast_seconds().items() if sec == 0]
+    if absent:
+        console.print(f"cast not on screen: {', '.join(absent)}")
+    for s in report.skipped_edits:
+        console.print(f"[yellow]review edit {s['index']} ({s['op']}) not applied:[/] {s['reason']}")

@@ -309,3 +309,54 @@ def _apply_one(state, e, spans, cast_ids) -> str:
     was = ident.cast_id
     ident.cast_id, ident.link_source, ident.score = None, "manual", None
     return f"identity {ident.identity_id} unlinked (was {was})"
+
+
+def make_edit(op: str, current: ReviewResult, spans: dict[int, Span], *,
+              identity: int | None = None, source: int | None = None, target: int | None = None,
+              track: int | None = None, name: str | None = None, cast_id: str | None = None,
+              cast_ids: list[str] | None = None) -> dict:
+    """Build one edit against the episode as it is now (``current``: the existing edits applied).
+
+    Args:
+        op: one of :data:`OPS`. The other arguments are the operation's: ``identity`` (rename,
+            link, unlink), ``source``/``target`` (merge), ``track``/``target`` (move_track),
+            ``track`` (delete_track), ``name`` (rename), ``cast_id`` (link).
+        cast_ids: the show's cast members (a link to another is refused); ``None``: unchecked.
+
+    Returns:
+        The edit, with anchors (see the module docstring).
+
+    Raises:
+        ReviewError: unknown identity or track, bad name or cast id, or an edit that would do
+            nothing (merging an identity into itself, moving a track where it already is).
+    """
+    if op == "rename":
+        return {"op": op, "identity": identity_anchor(current, identity, spans),
+                "name": validate_name(name)}
+    if op == "merge":
+        if source == target:
+            raise ReviewError(f"cannot merge identity {source} into itself")
+        return {"op": op, "source": identity_anchor(current, source, spans),
+                "target": identity_anchor(current, target, spans)}
+    if op == "move_track":
+        anchor = track_anchor(current, track, spans)
+        dst = identity_anchor(current, target, spans)
+        if any(t[0] == track for t in dst["tracks"]):
+            raise ReviewError(f"track {track} is already in identity {target}")
+        return {"op": op, "track": anchor, "target": dst}
+    if op == "delete_track":
+        return {"op": op, "track": track_anchor(current, track, spans)}
+    if op == "link":
+        try:
+            validate_cast_id(cast_id)
+        except FacebankError as exc:
+            raise ReviewError(str(exc)) from exc
+        if cast_ids is not None and cast_id not in cast_ids:
+            raise ReviewError(f"cast member {cast_id!r} is not in the show's facebank "
+                              f"({', '.join(cast_ids) or 'empty'}); add photos with "
+                              "`screenalytics facebank add` first")
+        return {"op": op, "identity": identity_anchor(current, identity, spans),
+                "cast_id": cast_id}
+    if op == "unlink":
+        return {"op": op, "identity": identity_anchor(current, identity, spans)}
+    raise ReviewError(f"unknown review operation {op!r}; use one of {', '.join(OPS)}")
