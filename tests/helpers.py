@@ -9,6 +9,7 @@ from dagster import AssetKey, DagsterInstance
 
 from resources.facebank import add_folder, add_photos
 from resources.storage import LocalStore
+from screenalytics_assets.assets.cast import ensure_edits_observed
 from screenalytics_assets.core.artifacts import CODECS
 from screenalytics_assets.core.ep_id import parse_ep_id
 from screenalytics_assets.definitions import EPISODE_JOB, FACEBANK_JOB, build_definitions
@@ -66,6 +67,7 @@ def run_episode(root: Path, video: Path, ep_id: str, settings: Settings | None =
         instance = DagsterInstance.local_temp(str(root / "dagster_home"),
                                               overrides={"telemetry": {"enabled": False}})
     register_episode(instance, ep_id)
+    ensure_edits_observed(instance, store, ep_id)
     if facebank is not None:
         build_facebank(store, instance, settings, parse_ep_id(ep_id).show, facebank)
     defs = build_definitions(settings, data_root=str(data_root))

@@ -66,6 +66,17 @@ def record_edits_version(instance: DagsterInstance, ep_id: str, data: bytes | No
     return version
 
 
+def ensure_edits_observed(instance: DagsterInstance, store, ep_id: str) -> None:
+    """Record the edits file's version for ``ep_id`` if it was never observed.
+
+    Run this before the episode's first materialization: Dagster compares a partitioned
+    dependency's versions from the observation cast_links read onwards, so a cast_links made
+    before any observation would never turn stale on a later edit.
+    """
+    if instance.get_latest_data_version_record(identity_edits.key, True, ep_id) is None:
+        record_edits_version(instance, ep_id, read_edits(store, ep_id))
+
+
 def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
     """The facebank (per show) and cast_links (per episode) assets."""
 

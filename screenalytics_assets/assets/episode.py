@@ -198,7 +198,10 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
 
     @asset(**stage_kwargs(settings, "screentime", "Seconds on screen per person: the union of "
                           "their tracks' intervals (stride-aware), after review, with cast ids; "
-                          "table (JSON, CSV) and chart (PNG)."))
+                          "table (JSON, CSV) and chart (PNG)."),
+           # The edits reach screentime through cast_links; the direct dependency makes an edit
+           # mark screentime stale at once (Dagster compares direct dependencies only).
+           deps=["identity_edits"])
     def screentime(context: AssetExecutionContext, config: StageConfig, tracks: TrackSet,
                    cast_links: CastLinks) -> ScreenTimeReport:
         with timed() as t:

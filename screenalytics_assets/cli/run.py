@@ -11,6 +11,7 @@ from rich.table import Table
 from resources.facebank import add_folder
 from resources.storage import LocalStore
 
+from ..assets.cast import ensure_edits_observed
 from ..core.artifacts import load_screentime
 from ..core.ep_id import parse_ep_id, validate_ep_id
 from ..core.video import probe_video
@@ -51,6 +52,7 @@ def run(args) -> int:
     if args.video:
         store.put_video(ep_id, args.video)
     register_episode(instance, ep_id)
+    ensure_edits_observed(instance, store, ep_id)
     defs = build_definitions(settings, data_root=str(root))
     job = defs.resolve_job_def(EPISODE_JOB)
     console = Console(stderr=True)
