@@ -43,20 +43,11 @@ def ci_models_env():
 @pytest.fixture(scope="session")
 def hamilton_run(tmp_path_factory):
     """The Hamilton clip materialized once through the episode job on a temp instance, with the
-    show's facebank built from shared/media/facebank first. Read-only for tests."""
+    show's facebank built from shared/media/facebank first. Tests that record review edits use
+    the ``review`` fixture (tests/test_cast.py), which puts it back as it was."""
     from tests.helpers import run_episode
 
     return run_episode(tmp_path_factory.mktemp("hamilton"), HAMILTON, HAMILTON_EP,
-                       facebank=FACEBANK)
-
-
-@pytest.fixture(scope="session")
-def hamilton_review_run(tmp_path_factory):
-    """Another run of the Hamilton clip with its facebank, for tests that record review edits
-    (so they never change what the read-only ``hamilton_run`` shows)."""
-    from tests.helpers import run_episode
-
-    return run_episode(tmp_path_factory.mktemp("hamilton-review"), HAMILTON, HAMILTON_EP,
                        facebank=FACEBANK)
 
 

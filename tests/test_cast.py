@@ -75,14 +75,17 @@ def edit(run, op: str, **args):
 
 
 @pytest.fixture
-def review(hamilton_review_run):
-    """The review run with no edits; yields (run, links and report before any edit)."""
-    run = hamilton_review_run
-    if not hasattr(run, "baseline"):
-        run.baseline = (run.load("cast_links"), run.load("screentime"))
-    clear_edits(run.store, run.ep_id)
-    record_edits_version(run.instance, run.ep_id, None)
-    yield run, *run.baseline
+def review(hamilton_run):
+    """The Hamilton run with no edits; yields (run, links and report before the edit). Afterwards
+    the edits are cleared and what they made stale is re-materialized, so the session's run
+    reads as before for the other tests."""
+    run = hamilton_run
+    assert read_edits(run.store, run.ep_id) is None
+    yield run, run.load("cast_links"), run.load("screentime")
+    if read_edits(run.store, run.ep_id) is not None:
+        clear_edits(run.store, run.ep_id)
+        record_edits_version(run.instance, run.ep_id, None)
+        assert run.materialize("cast_links", "screentime").success
 
 
 # ---------------------------------------------------------------------------- linking
@@ -291,7 +294,7 @@ def test_review_edits_survive_reclustering(review):
     finally:
         clear_edits(run.store, run.ep_id)
         record_edits_version(run.instance, run.ep_id, None)
-        run.materialize("identities", "cast_links", "screentime")
+        assert run.materialize("identities", "cast_links", "screentime").success
 
 
 # ---------------------------------------------------------------------------- synthetic
