@@ -5,6 +5,7 @@ from __future__ import annotations
 from screenalytics_assets.core.artifacts import CODECS
 from screenalytics_assets.core.cast_links import IdentityLink
 from screenalytics_assets.core.ep_id import parse_ep_id, validate_ep_id
+from screenalytics_assets.core.facebank import all_cast_ids
 from screenalytics_assets.core.review import (
     EDITS_FILE,
     ReviewResult,
@@ -59,7 +60,7 @@ def current_review(store: ArtifactStore, ep_id: str
     if store.exists(store.artifact_key(ep_id, "cast_links.json")):
         auto = CODECS["cast_links"].load(read).auto
     fb = read_facebank(store, parse_ep_id(ep_id).show)
-    cast_ids = sorted({p["cast_id"] for p in fb.photos} | set(fb.cast_ids)) if fb else None
+    cast_ids = all_cast_ids(fb) if fb else None
     edits = parse_edits(read_edits(store, ep_id), store.file_uri(ep_id, EDITS_FILE))
     result = apply_edits([(i.identity_id, i.track_ids) for i in identities.identities], auto,
                          edits, spans, cast_ids)

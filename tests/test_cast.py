@@ -246,6 +246,25 @@ def test_review_unlink(review):
     assert after.cast_seconds()[LIN] == 0
 
 
+def test_observing_sources_picks_up_a_hand_edited_file(review):
+    from dagster._core.definitions.observe import observe
+
+    from resources.dagster_storage import LocalStorageResource
+    from screenalytics_assets.assets.cast import identity_edits
+    from screenalytics_assets.core.review import edits_version
+
+    run, links, _ = review
+    add_edit(run.store, run.ep_id, "unlink", identity=links.reviewed()[0].identity_id)
+    assert stale_status(run, "cast_links") == StaleStatus.FRESH  # not observed yet
+    observe([identity_edits], instance=run.instance,
+            resources={"storage": LocalStorageResource(data_root=str(run.store.root))})
+    record = run.instance.get_latest_data_version_record(identity_edits.key, True, run.ep_id)
+    assert record.asset_observation.tags["dagster/data_version"] == edits_version(
+        read_edits(run.store, run.ep_id))
+    assert stale_status(run, "cast_links") == StaleStatus.STALE
+    assert stale_status(run, "screentime") == StaleStatus.STALE
+
+
 def test_review_rejects_unknown_identity_and_track(review):
     run, links, _ = review
     with pytest.raises(ReviewError, match="unknown identity 999"):

@@ -8,6 +8,7 @@ the episode's identity centroids.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -192,8 +193,6 @@ def all_cast_ids(fb: Facebank) -> list[str]:
 
 def dump_facebank(fb: Facebank) -> dict[str, bytes]:
     """``{facebank_embeddings.npy: float32 [R, D], facebank_embeddings.json: index}``."""
-    import io
-
     buf = io.BytesIO()
     np.save(buf, fb.vectors.astype(np.float32), allow_pickle=False)
     index = {"show": fb.show, "model_pack": fb.model_pack, "dim": int(fb.vectors.shape[1]),
@@ -207,8 +206,6 @@ def dump_facebank(fb: Facebank) -> dict[str, bytes]:
 
 def load_facebank(read) -> Facebank:
     """Inverse of :func:`dump_facebank`; ``read(name) -> bytes``."""
-    import io
-
     index = json.loads(read(INDEX_FILE))
     vectors = np.load(io.BytesIO(read(EMBEDDINGS_FILE)), allow_pickle=False)
     refs = index["references"]
