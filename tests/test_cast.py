@@ -376,3 +376,22 @@ def test_facebank_add_rejects_bad_input(tmp_path):
     with pytest.raises(FacebankError, match="not a readable"):
         add_photos(store, "show", "lin", [FACEBANK / LIN / "01.png", bad])
     assert store.list_keys("facebank/") == []  # nothing half-added
+
+
+def test_review_cli_records_an_edit_and_refuses_bad_input(review, monkeypatch, capsys):
+    from screenalytics_assets.cli import main
+
+    run, links, _ = review
+    monkeypatch.setenv("DAGSTER_HOME", str(run.root / "dagster_home"))
+    monkeypatch.setenv("SCREENALYTICS_DATA_ROOT", str(run.store.root))
+    lin = identity_of(links, frontal_track(run))
+    assert main(["review", run.ep_id, "rename", str(lin.identity_id), "Lin"]) == 0
+    assert "cast_links, screentime are now stale" in capsys.readouterr().out
+    (only,) = json.loads(read_edits(run.store, run.ep_id))["edits"]
+    assert only["op"] == "rename" and only["name"] == "Lin"
+    assert stale_status(run, "screentime") == StaleStatus.STALE
+    assert main(["review", run.ep_id, "merge", "999", str(lin.identity_id)]) == 2
+    assert "unknown identity 999" in capsys.readouterr().err
+    assert main(["review", "Bad Id", "unlink", "0"]) == 2
+    assert "invalid ep_id" in capsys.readouterr().err
+    assert len(json.loads(read_edits(run.store, run.ep_id))["edits"]) == 1
