@@ -119,10 +119,15 @@ def test_screentime_page_shows_the_chart(hamilton_run, webserver, browser, artif
     _wait(lambda: not browser.find_elements(By.CSS_SELECTOR, ".bp5-overlay-backdrop"), 10)
     # Markdown metadata opens in a dialog; the image in it is the chart the asset wrote
     rows[0].find_element(By.XPATH, ".//*[contains(text(), 'Show Markdown')]").click()
-    imgs = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png']"))
-    assert len(imgs) == 1 and imgs[0].is_displayed()
-    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
-                                  imgs[0]) >= 800
+
+    def shown_images():  # the dialog fades in: wait until the image is visible and decoded
+        return [i for i in browser.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png']")
+                if i.is_displayed() and browser.execute_script(
+                    "return arguments[0].complete && arguments[0].naturalWidth", i)]
+
+    imgs = _wait(shown_images, 30)
+    assert len(imgs) == 1, "the chart image did not show"
+    assert browser.execute_script("return arguments[0].naturalWidth", imgs[0]) >= 800
     png = (hamilton_run.store.manifest_dir(ep_id) / "screentime.png").read_bytes()
     assert imgs[0].get_attribute("src") == "data:image/png;base64," + base64.b64encode(
         png).decode()
