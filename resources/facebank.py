@@ -57,6 +57,37 @@ def add_photos(store: ArtifactStore, show: str, cast_id: str,
     Raises:
         InvalidEpIdError: bad show slug. FacebankError: bad cast id, photo name or image, no photo.
     """
+    return _put(store, show, {cast_id: _checked(show, cast_id, photos)})[cast_id]
+
+
+def add_folder(store: ArtifactStore, show: str, folder: str | os.PathLike) -> dict[str, int]:
+    """Add a folder with one sub-folder of photos per cast member (named by cast id). Every
+    photo of every cast member is checked before any is written.
+
+    Returns:
+        cast id -> photos added.
+
+    Raises:
+        FacebankError: the folder is missing, has no cast sub-folder, or a bad name or photo.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FacebankError(f"facebank folder {root} does not exist")
+    cast = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        photos = sorted(p for p in sub.iterdir()
+                        if p.is_file() and p.suffix.lower() in PHOTO_EXTENSIONS)
+        if photos:
+            cast[sub.name] = _checked(show, sub.name, photos)
+    if not cast:
+        raise FacebankError(
+            f"facebank folder {root} has no cast photos: expected one sub-folder per cast member "
+            "(e.g. lin-manuel-miranda/01.jpg)")
+    return {c: len(keys) for c, keys in _put(store, show, cast).items()}
+
+
+def _checked(show: str, cast_id: str, photos: list[str | os.PathLike]) -> dict[str, bytes]:
+    """``{file name: bytes}`` of photos whose ids, names and images are valid."""
     validate_show(show)
     validate_cast_id(cast_id)
     if not photos:
@@ -71,37 +102,19 @@ def add_photos(store: ArtifactStore, show: str, cast_id: str,
             raise FacebankError(f"cannot read cast photo {path}: {exc}") from exc
         decode_photo(str(path), blob)
         data[path.name] = blob
+    return data
+
+
+def _put(store: ArtifactStore, show: str, cast: dict[str, dict[str, bytes]]
+         ) -> dict[str, list[str]]:
     prefix = store.facebank_prefix(show)
-    keys = []
-    for name, blob in data.items():
-        key = f"{prefix}{cast_id}/{name}"
-        store.put(key, blob)
-        keys.append(key)
-    return keys
-
-
-def add_folder(store: ArtifactStore, show: str, folder: str | os.PathLike) -> dict[str, int]:
-    """Add a folder with one sub-folder of photos per cast member (named by cast id).
-
-    Returns:
-        cast id -> photos added.
-
-    Raises:
-        FacebankError: the folder is missing, has no cast sub-folder, or a bad name or photo.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise FacebankError(f"facebank folder {root} does not exist")
-    cast = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        validate_cast_id(sub.name)
-        cast[sub.name] = sorted(p for p in sub.iterdir()
-                                if p.is_file() and p.suffix.lower() in PHOTO_EXTENSIONS)
-    if not any(cast.values()):
-        raise FacebankError(
-            f"facebank folder {root} has no cast photos: expected one sub-folder per cast member "
-            "(e.g. lin-manuel-miranda/01.jpg)")
-    return {c: len(add_photos(store, show, c, ps)) for c, ps in cast.items() if ps}
+    written: dict[str, list[str]] = {}
+    for cast_id, files in cast.items():
+        for name, blob in files.items():
+            key = f"{prefix}{cast_id}/{name}"
+            store.put(key, blob)
+            written.setdefault(cast_id, []).append(key)
+    return written
 
 
 def write_facebank(store: ArtifactStore, show: str, fb: Facebank) -> list[str]:
