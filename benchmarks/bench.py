@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCREENALYTICS_SHARED", REPO.parent / "shared")).resolve()
 CLIP = SHARED / "media" / "short_hamilton_clip.mp4"
 FACEBANK = SHARED / "media" / "facebank"
-STAGES = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps", "screentime"]
+STAGES = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps", "cast_links",
+          "screentime"]
 
 
 def _peak_rss_mb() -> float:

@@ -26,14 +26,16 @@ from resources.io_managers import ArtifactIOManager
 from resources.models import FaceModelsResource
 from sensors.upload import upload_sensor_for
 
+from .assets.cast import build_cast_assets, identity_edits
 from .assets.episode import build_episode_assets, episode_video
 from .assets.season import build_season_assets
 from .checks import EPISODE_CHECKS
-from .partitions import episode_partitions, season_partitions
+from .partitions import episode_partitions, season_partitions, show_partitions
 from .settings import Settings, load_settings
 
 EPISODE_JOB = "episode_job"
 SEASON_JOB = "season_job"
+FACEBANK_JOB = "facebank_job"
 AUTOMATION_SENSOR = "screenalytics_automation"
 
 
@@ -69,7 +71,8 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
         models = FaceModelsResource(model_root=env.model_root, model_pack=settings.model_pack,
                                     device=env.device)
     backend = "local" if isinstance(storage, LocalStorageResource) else "s3"
-    episode_assets = build_episode_assets(settings)
+    facebank, cast_links = build_cast_assets(settings)
+    episode_assets = [*build_episode_assets(settings), cast_links]
     season_assets = build_season_assets(episode_assets)
     episode_job = define_asset_job(
         EPISODE_JOB, selection=AssetSelection.assets(*episode_assets),
@@ -79,10 +82,13 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
         SEASON_JOB, selection=AssetSelection.assets(*season_assets),
         partitions_def=season_partitions,
         description="The season roll-up of one season partition ({show}-s{NN}).")
+    facebank_job = define_asset_job(
+        FACEBANK_JOB, selection=AssetSelection.assets(facebank), partitions_def=show_partitions,
+        description="The facebank (cast reference embeddings) of one show partition.")
     return Definitions(
-        assets=[episode_video, *episode_assets, *season_assets],
+        assets=[episode_video, identity_edits, facebank, *episode_assets, *season_assets],
         asset_checks=EPISODE_CHECKS,
-        jobs=[episode_job, season_job],
+        jobs=[episode_job, season_job, facebank_job],
         sensors=[upload_sensor_for(backend, EPISODE_JOB), automation_sensor(episode_assets)],
         resources={
             "storage": storage,

@@ -1,4 +1,5 @@
-"""Episode partitions (one dynamic partition per ep_id) and season partitions (``{show}-s{NN}``)."""
+"""Dynamic partitions: one per episode (ep_id), one per season (``{show}-s{NN}``), and one per
+show (its facebank)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ EPISODES_PARTITION = "episodes"
 SEASONS_PARTITION = "seasons"
 episode_partitions = DynamicPartitionsDefinition(name=EPISODES_PARTITION)
 season_partitions = DynamicPartitionsDefinition(name=SEASONS_PARTITION)
+SHOWS_PARTITION = "shows"
+show_partitions = DynamicPartitionsDefinition(name=SHOWS_PARTITION)
 
 _SEASON_RE = re.compile(r"^(?P<show>[a-z0-9]+(?:-[a-z0-9]+)*)-s(?P<season>\d{2})$")
 
@@ -60,7 +63,8 @@ def _is_valid(ep_id: str) -> bool:
 
 
 def register_episode(instance: DagsterInstance, ep_id: str) -> bool:
-    """Validate ``ep_id`` and add it (and its season) as partitions; True when the episode was new.
+    """Validate ``ep_id`` and add it as a partition, with its season and its show; True when the episode
+    was new.
 
     Raises:
         InvalidEpIdError: ``ep_id`` breaks the grammar (nothing is registered).
@@ -69,7 +73,21 @@ def register_episode(instance: DagsterInstance, ep_id: str) -> bool:
     season = season_of(ep_id)
     if not instance.has_dynamic_partition(SEASONS_PARTITION, season):
         instance.add_dynamic_partitions(SEASONS_PARTITION, [season])
+    register_show(instance, parse_ep_id(ep_id).show)
     if instance.has_dynamic_partition(EPISODES_PARTITION, ep_id):
         return False
     instance.add_dynamic_partitions(EPISODES_PARTITION, [ep_id])
+    return True
+
+
+def register_show(instance: DagsterInstance, show: str) -> bool:
+    """Validate a show slug and add it as a show partition; returns True when it was new.
+
+    Raises:
+        InvalidEpIdError: ``show`` is not a lower-case slug (nothing is registered).
+    """
+    validate_show(show)
+    if instance.has_dynamic_partition(SHOWS_PARTITION, show):
+        return False
+    instance.add_dynamic_partitions(SHOWS_PARTITION, [show])
     return True

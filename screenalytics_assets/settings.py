@@ -31,6 +31,8 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
     "embeddings": ("model_pack",),
     "identities": ("cluster_thresh", "min_identity_sim", "min_track_faces"),
     "track_reps": (),
+    "facebank": ("model_pack", "det_size", "det_thresh"),
+    "cast_links": ("cast_link_thresh",),
     "screentime": (),
 }
 
@@ -42,7 +44,9 @@ CODE_REVISIONS: dict[str, str] = {
     "embeddings": "1",
     "identities": "1",
     "track_reps": "1",
-    "screentime": "1",
+    "facebank": "1",
+    "cast_links": "1",
+    "screentime": "2",
 }
 
 PACK_KEYS = ("cluster_thresh", "min_identity_sim", "cast_link_thresh")

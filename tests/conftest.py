@@ -42,10 +42,13 @@ def ci_models_env():
 
 @pytest.fixture(scope="session")
 def hamilton_run(tmp_path_factory):
-    """The Hamilton clip materialized once through the episode job on a temp instance."""
+    """The Hamilton clip materialized once through the episode job on a temp instance, with the
+    show's facebank built from shared/media/facebank first. Tests that record review edits use
+    the ``review`` fixture (tests/test_cast.py), which puts it back as it was."""
     from tests.helpers import run_episode
 
-    return run_episode(tmp_path_factory.mktemp("hamilton"), HAMILTON, HAMILTON_EP)
+    return run_episode(tmp_path_factory.mktemp("hamilton"), HAMILTON, HAMILTON_EP,
+                       facebank=FACEBANK)
 
 
 @pytest.fixture(scope="session")
@@ -57,10 +60,13 @@ def synthetic_episode(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synthetic_run(tmp_path_factory, synthetic_episode):
+    """The synthetic episode, with a facebank of each person's ref_01 photo (the episode is cut
+    from their other photos; p30 is in the facebank but never on screen)."""
     from tests.helpers import run_episode
+    from tests.synthetic import facebank_photos
 
     return run_episode(tmp_path_factory.mktemp("synth-run"), synthetic_episode.path,
-                       "synth-s01e01")
+                       "synth-s01e01", facebank=facebank_photos(FACES))
 
 
 @pytest.fixture

@@ -100,3 +100,17 @@ def build_episode(faces_root: Path, out: Path, shots=SHOTS, fps: int = FPS) -> S
     container.close()
     return SyntheticEpisode(out, fps, frame_idx, seconds, starts,
                             {k: faces_root / v for k, v in PEOPLE.items()})
+
+
+def facebank_photos(faces_root: Path) -> dict[str, list[Path]]:
+    """Cast id (the person key) -> the ``ref_01`` photo, which no shot uses."""
+    assert all(photo != "ref_01" for _, members in SHOTS for _, photo in members)
+    return {key: [faces_root / folder / "ref_01.jpg"] for key, folder in PEOPLE.items()}
+
+
+def person_of_track(episode: SyntheticEpisode, track, width: int = WIDTH) -> str:
+    """Ground truth: the person a track shows, from its shot and the panel its boxes are in."""
+    shot = int(np.searchsorted(episode.shot_starts, track.start_frame, side="right") - 1)
+    members = SHOTS[shot][1]
+    cx = float((track.bbox[:, 0] + track.bbox[:, 2]).mean() / 2)
+    return members[min(int(cx // (width / len(members))), len(members) - 1)][0]

@@ -113,6 +113,10 @@ def reference(tmp_path_factory):
 
 def test_killed_during_detections_rerun_gives_the_same_artifacts(reference, tmp_path):
     root = tmp_path
+    (root / "dagster_home").mkdir()
+    with DagsterInstance.from_config(str(root / "dagster_home")) as inst:
+        inst.get_runs(limit=1)  # the instance exists before the test starts watching it
+        inst.get_dynamic_partitions("episodes")
     proc = _cli(root, str(HAMILTON), "--ep-id", "kill-s01e01")
     home = root / "dagster_home"
     deadline = time.monotonic() + 120
@@ -125,7 +129,10 @@ def test_killed_during_detections_rerun_gives_the_same_artifacts(reference, tmp_
                 in_detections = bool(runs) and any(
                     e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
                     for e in inst.all_logs(runs[0].run_id))
-    assert in_detections, "the run never reached detections"
+    if not in_detections:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the run never reached detections (exit {proc.returncode}): {err[-3000:]}")
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

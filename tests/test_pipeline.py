@@ -11,10 +11,11 @@ from dagster import AssetKey
 from tests.conftest import HAMILTON_CUTS, HAMILTON_FRONTAL_SHOT
 
 EPISODE_ASSETS = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps",
-                  "screentime"]
+                  "cast_links", "screentime"]
 DESIGN_FILES = ["detections.jsonl", "tracks.jsonl", "faces.jsonl", "faces_embeddings.npy",
                 "identities.json", "cluster_centroids.json", "track_reps.jsonl",
-                "track_metrics.json", "screentime.json", "screentime.csv"]
+                "track_metrics.json", "cast_links.json", "screentime.json", "screentime.csv",
+                "screentime.png"]
 
 
 def test_hamilton_shot_cuts_are_where_the_footage_cuts(hamilton_run):

@@ -14,7 +14,9 @@ from screenalytics_assets.settings import DEFAULT_SETTINGS_PATH
 from tests.conftest import HAMILTON
 
 EP = "stale-s01e01"
-ALL = {"detections", "tracks", "faces", "embeddings", "identities", "track_reps", "screentime"}
+ALL = {"detections", "tracks", "faces", "embeddings", "identities", "track_reps", "cast_links",
+       "screentime"}
+RECLUSTERED = {"identities", "track_reps", "cast_links", "screentime"}
 
 
 class Episode:
@@ -77,7 +79,7 @@ def test_nothing_changed_reruns_nothing(episode):
 def test_cluster_thresh_reruns_identities_and_descendants_only(episode):
     doc = yaml.safe_load(episode.settings.read_text())
     episode.edit("model_packs", "ci_pack", {**doc["model_packs"]["ci_pack"], "cluster_thresh": 0.7})
-    assert episode.run("--stale-only") == {"identities", "track_reps", "screentime"}
+    assert episode.run("--stale-only") == RECLUSTERED
     assert episode.run("--stale-only") == set()
 
 
@@ -98,8 +100,7 @@ def test_different_video_bytes_rerun_everything(episode, tmp_path):
 
 
 def test_run_override_reruns_readers_and_is_recorded(episode):
-    assert episode.run("--stale-only", "--set", "min_track_faces=5") == {
-        "identities", "track_reps", "screentime"}
+    assert episode.run("--stale-only", "--set", "min_track_faces=5") == RECLUSTERED
     with DagsterInstance.from_config(str(episode.root / "dagster_home")) as inst:
         mat = inst.get_latest_materialization_event(AssetKey("identities")).asset_materialization
         assert mat.metadata["run_overrides"].value == {"min_track_faces": "5"}
@@ -134,7 +135,7 @@ def test_automation_conditions_follow_settings_and_uploads(tmp_path):
     edited = build_definitions(run.settings.with_overrides({"cluster_thresh": 0.7}),
                                data_root=str(run.store.root))
     tick = evaluate_automation_conditions(edited, run.instance, cursor=tick.cursor)
-    assert requested(tick) == {"identities", "track_reps", "screentime"}
+    assert requested(tick) == {"identities", "track_reps", "cast_links", "screentime"}
     tick = evaluate_automation_conditions(edited, run.instance, cursor=tick.cursor)
     assert requested(tick) == set()
     # a new upload with different content for the same episode

@@ -1,7 +1,9 @@
 """The episode asset graph: detections -> tracks -> faces -> embeddings -> identities ->
-track_reps, and screentime. One partition per ep_id."""
+track_reps, and screentime (from the reviewed, cast-linked identities of ``cast_links``). One
+partition per ep_id."""
 
 
+import base64
 from collections import Counter
 
 import numpy as np
@@ -19,6 +21,7 @@ from resources.dagster_storage import StorageResource
 from resources.models import FaceModelsResource
 
 from ..core.artifacts import (
+    CastLinks,
     FaceEmbeddings,
     FaceSet,
     Identity,
@@ -31,6 +34,7 @@ from ..core.clustering import ClusteringParams, cluster_tracks, track_embeddings
 from ..core.detect import EpisodeScan, scan_episode
 from ..core.embedding import embed_faces
 from ..core.reps import track_representatives
+from ..core.plots import screentime_chart
 from ..core.sampling import extract_faces, select_samples
 from ..core.screentime import identity_seconds, screen_time
 from ..core.tracking import TrackingParams, track_detections
@@ -190,19 +194,32 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
             k: (MetadataValue.json(v) if isinstance(v, list) else v) for k, v in summary.items()})
         return TrackRepSet(reps, summary)
 
-    @asset(**stage_kwargs(settings, "screentime", "Seconds on screen per identity: the union of "
-                          "its tracks' intervals (stride-aware)."))
+    @asset(**stage_kwargs(settings, "screentime", "Seconds on screen per person: the union of "
+                          "their tracks' intervals (stride-aware), after review, with cast ids; "
+                          "table (JSON, CSV) and chart (PNG)."),
+           # The edits reach screentime through cast_links; the direct dependency makes an edit
+           # mark screentime stale at once (Dagster compares direct dependencies only).
+           deps=["identity_edits"])
     def screentime(context: AssetExecutionContext, config: StageConfig, tracks: TrackSet,
-                   identities: IdentitySet) -> ScreenTimeReport:
+                   cast_links: CastLinks) -> ScreenTimeReport:
         with timed() as t:
             by_id = {tr.track_id: tr for tr in tracks.tracks}
+            reviewed = cast_links.reviewed()
             people = screen_time(
-                {i.identity_id: [by_id[x] for x in i.track_ids] for i in identities.identities},
-                tracks.video.duration_s)
+                {i.identity_id: [by_id[x] for x in i.track_ids] for i in reviewed},
+                tracks.video.duration_s,
+                cast_ids={i.identity_id: i.cast_id for i in reviewed},
+                names={i.identity_id: i.name for i in reviewed})
+            png = screentime_chart(context.partition_key, tracks.video.duration_s, people)
             report = ScreenTimeReport(context.partition_key, tracks.video.fps,
-                                      tracks.video.duration_s, people)
+                                      tracks.video.duration_s, people, cast_links.cast_ids,
+                                      cast_links.review.skipped, {"screentime.png": png})
+        image = base64.b64encode(png).decode()
         stage_metadata(context, "screentime", {}, config, t["seconds"], people=len(people),
                        duration_s=round(tracks.video.duration_s, 3),
+                       chart=MetadataValue.md(f"![screen time](data:image/png;base64,{image})"),
+                       cast_seconds=MetadataValue.json(report.cast_seconds()),
+                       skipped_edits=MetadataValue.json(report.skipped_edits),
                        screen_time=preview(report.rows(), 50))
         return report
 

@@ -10,12 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from resources.backend import storage_from_env
+from resources.facebank import add_folder
 from resources.models import FaceModelsResource, load_face_models
 
+from ..assets.cast import ensure_edits_observed
 from ..core.artifacts import load_screentime
-from ..core.ep_id import validate_ep_id
+from ..core.ep_id import parse_ep_id, validate_ep_id
 from ..core.video import probe_video
-from ..definitions import EPISODE_JOB, build_definitions
+from ..definitions import EPISODE_JOB, FACEBANK_JOB, build_definitions
 from ..partitions import EPISODES_PARTITION, register_episode
 from ..progress import progress_sink
 from ..settings import ASSET_SETTINGS, SettingsError, load_settings
@@ -36,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting for this run only (repeatable); the assets that read "
                         "it and their descendants are re-materialized")
+    p.add_argument("--facebank", metavar="DIR",
+                   help="cast photos, one sub-folder per cast member (DIR/<cast-id>/*.jpg): "
+                        "added to the facebank of the ep_id's show, which is rebuilt first")
     add_common_args(p)
     p.set_defaults(func=run)
 
@@ -56,17 +61,25 @@ def run(args) -> int:
     models = FaceModelsResource.from_env()
     load_face_models(models.model_root, settings.model_pack, models.device)
     instance = instance_for(root)
+    show = parse_ep_id(ep_id).show
+    if args.facebank:
+        added = add_folder(store, show, args.facebank)  # validates every photo before writing
     had_video = store.exists(store.video_key(ep_id))
     if args.video:
         store.put_video(ep_id, args.video)
     new_partition = register_episode(instance, ep_id)
     observe_video(instance, store, ep_id)
+    ensure_edits_observed(instance, store, ep_id)
     defs = build_definitions(settings, storage=storage)
     job = defs.resolve_job_def(EPISODE_JOB)
     keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
     console = Console(stderr=True)
     console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
                   f"{settings.model_pack}, video {store.uri(store.video_key(ep_id))}")
+    if args.facebank:
+        console.print(f"facebank {show}: " + ", ".join(f"{c} ({n})" for c, n in added.items()))
+        execute(defs.resolve_job_def(FACEBANK_JOB), instance, show, None)
+        keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
     console.print("materializing: " + (", ".join(k.to_user_string() for k in keys) or
                                        "nothing (every asset is up to date)"))
     run_config = {"ops": {k.path[-1]: {"config": {"overrides": overrides}} for k in keys}}
@@ -147,12 +160,19 @@ class _live_progress:
 
 
 def print_report(report) -> None:
-    """Print the screen-time table to stdout."""
+    """Print the screen-time table (with display names and cast members) to stdout, then the
+    cast members who are not on screen and any review edit that no longer applies."""
     table = Table(title=f"Screen time — {report.ep_id} ({report.duration_s:.1f} s)")
-    for col in ("identity", "cast", "seconds", "share", "tracks", "first", "last"):
-        table.add_column(col, justify="left" if col in ("identity", "cast") else "right")
+    for col in ("identity", "name", "cast", "seconds", "share", "tracks", "first", "last"):
+        table.add_column(col, justify="left" if col in ("identity", "name", "cast") else "right")
     for row in report.rows():
-        table.add_row(f"id_{row['identity_id']:02d}", row["cast_id"] or "—",
+        table.add_row(f"id_{row['identity_id']:02d}", row["name"] or "—", row["cast_id"] or "—",
                       f"{row['seconds']:.2f}", f"{100 * row['seconds'] / report.duration_s:.0f}%",
                       str(row["n_tracks"]), f"{row['first_ts']:.2f}", f"{row['last_ts']:.2f}")
-    Console(width=100).print(table)
+    console = Console(width=110)
+    console.print(table)
+    absent = [c for c, sec in report.cast_seconds().items() if sec == 0]
+    if absent:
+        console.print(f"cast not on screen: {', '.join(absent)}")
+    for s in report.skipped_edits:
+        console.print(f"[yellow]review edit {s['index']} ({s['op']}) not applied:[/] {s['reason']}")

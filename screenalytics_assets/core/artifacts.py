@@ -16,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from .cast_links import IdentityLink
 from .clustering import Clustering
 from .detect import Detections, EpisodeScan
 from .reps import TrackRep
+from .review import ReviewedIdentity, ReviewResult
 from .sampling import FaceSamples
 from .screentime import PersonTime
 from .shots import Shot
@@ -311,6 +313,51 @@ def load_track_reps(read: Reader) -> TrackRepSet:
     return TrackRepSet([TrackRep(**r) for r in rows], metrics["summary"])
 
 
+# ---------------------------------------------------------------------------- cast links
+@dataclass
+class CastLinks:
+    """Identities linked to the show's cast, with the reviewer's edits applied.
+
+    Attributes:
+        ep_id, show: the episode and its show. facebank: ``"ok"``, or why there are no links
+            (``"missing"``: the show's facebank was not built). cast_ids: every cast member of
+            the facebank. thresh: ``cast_link_thresh`` used. auto: the automatic link and ranked
+            suggestions of every clustered identity. review: identities after the edits, and the
+            edits applied and skipped. edits_version: data version of the edits file read.
+    """
+
+    ep_id: str
+    show: str
+    facebank: str
+    cast_ids: list[str]
+    thresh: float
+    auto: list[IdentityLink]
+    review: ReviewResult
+    edits_version: str
+
+    def reviewed(self) -> list[ReviewedIdentity]:
+        return self.review.identities
+
+
+def dump_cast_links(c: CastLinks) -> dict[str, bytes]:
+    doc = {"ep_id": c.ep_id, "show": c.show, "facebank": c.facebank, "cast_ids": c.cast_ids,
+           "cast_link_thresh": c.thresh, "edits_version": c.edits_version,
+           "identities": [i.to_dict() for i in c.review.identities],
+           "auto_links": [{"identity_id": a.identity_id, "cast_id": a.cast_id, "score": a.score,
+                           "suggestions": a.suggestions} for a in c.auto],
+           "edits_applied": c.review.applied, "edits_skipped": c.review.skipped}
+    return {"cast_links.json": json_bytes(doc)}
+
+
+def load_cast_links(read: Reader) -> CastLinks:
+    doc = json.loads(read("cast_links.json"))
+    review = ReviewResult([ReviewedIdentity(**i) for i in doc["identities"]],
+                          doc["edits_applied"], doc["edits_skipped"])
+    return CastLinks(doc["ep_id"], doc["show"], doc["facebank"], doc["cast_ids"],
+                     doc["cast_link_thresh"], [IdentityLink(**a) for a in doc["auto_links"]],
+                     review, doc["edits_version"])
+
+
 # ---------------------------------------------------------------------------- screen time
 @dataclass
 class ScreenTimeReport:
@@ -318,28 +365,42 @@ class ScreenTimeReport:
 
     Attributes:
         ep_id: the episode. fps: frame rate. duration_s: episode length (s).
-        people: most seconds first. extra_files: more files to write (e.g. a PNG chart).
+        people: most seconds first. cast_ids: every cast member of the show's facebank (those
+            not on screen get 0 s in :meth:`cast_seconds`). skipped_edits: review edits that no
+            longer apply (see ``core.review``). extra_files: more files to write (the PNG chart).
     """
 
     ep_id: str
     fps: float
     duration_s: float
     people: list[PersonTime]
+    cast_ids: list[str] = field(default_factory=list)
+    skipped_edits: list[dict] = field(default_factory=list)
     extra_files: dict[str, bytes] = field(default_factory=dict)
 
     def rows(self) -> list[dict]:
-        return [{"identity_id": p.identity_id, "cast_id": p.cast_id, "seconds": _r(p.seconds, 3),
-                 "n_tracks": p.n_tracks, "first_ts": _r(p.first_ts, 3),
-                 "last_ts": _r(p.last_ts, 3)} for p in self.people]
+        return [{"identity_id": p.identity_id, "name": p.name, "cast_id": p.cast_id,
+                 "seconds": _r(p.seconds, 3), "n_tracks": p.n_tracks,
+                 "first_ts": _r(p.first_ts, 3), "last_ts": _r(p.last_ts, 3)}
+                for p in self.people]
+
+    def cast_seconds(self) -> dict[str, float]:
+        """cast id -> seconds on screen, for every cast member (0 when never linked)."""
+        out = {c: 0.0 for c in self.cast_ids}
+        for p in self.people:
+            if p.cast_id:
+                out[p.cast_id] = out.get(p.cast_id, 0.0) + _r(p.seconds, 3)
+        return out
 
 
-CSV_COLUMNS = ("identity_id", "cast_id", "seconds", "n_tracks", "first_ts", "last_ts")
+CSV_COLUMNS = ("identity_id", "name", "cast_id", "seconds", "n_tracks", "first_ts", "last_ts")
 
 
 def dump_screentime(r: ScreenTimeReport) -> dict[str, bytes]:
     people = [{**row, "intervals": [[_r(a, 3), _r(b, 3)] for a, b in p.intervals]}
               for row, p in zip(r.rows(), r.people)]
-    doc = {"ep_id": r.ep_id, "fps": r.fps, "duration_s": _r(r.duration_s, 3), "people": people}
+    doc = {"ep_id": r.ep_id, "fps": r.fps, "duration_s": _r(r.duration_s, 3), "people": people,
+           "cast": r.cast_seconds(), "skipped_edits": r.skipped_edits}
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
@@ -352,9 +413,11 @@ def dump_screentime(r: ScreenTimeReport) -> dict[str, bytes]:
 def load_screentime(read: Reader) -> ScreenTimeReport:
     doc = json.loads(read("screentime.json"))
     people = [PersonTime(p["identity_id"], p["cast_id"], p["seconds"], p["n_tracks"],
-                         p["first_ts"], p["last_ts"], [tuple(x) for x in p["intervals"]])
+                         p["first_ts"], p["last_ts"], [tuple(x) for x in p["intervals"]],
+                         p.get("name"))
               for p in doc["people"]]
-    return ScreenTimeReport(doc["ep_id"], doc["fps"], doc["duration_s"], people)
+    return ScreenTimeReport(doc["ep_id"], doc["fps"], doc["duration_s"], people,
+                            list(doc.get("cast", {})), doc.get("skipped_edits", []))
 
 
 # ---------------------------------------------------------------------------- registry
@@ -377,5 +440,6 @@ CODECS: dict[str, Codec] = {
                         load_identities),
     "track_reps": Codec(("track_reps.jsonl", "track_metrics.json"), dump_track_reps,
                         load_track_reps),
+    "cast_links": Codec(("cast_links.json",), dump_cast_links, load_cast_links),
     "screentime": Codec(("screentime.json", "screentime.csv"), dump_screentime, load_screentime),
 }

@@ -52,6 +52,7 @@ class PersonTime:
         seconds: length of the union of its tracks' intervals (s).
         n_tracks: tracks in the identity. first_ts, last_ts: first and last second on screen.
         intervals: merged ``(start, end)`` intervals (s).
+        name: display name given by a reviewer, or ``None``.
     """
 
     identity_id: int
@@ -61,16 +62,24 @@ class PersonTime:
     first_ts: float
     last_ts: float
     intervals: list[tuple[float, float]]
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What to call the person: the display name, else the cast id, else ``id_NN``."""
+        return self.name or self.cast_id or f"id_{self.identity_id:02d}"
 
 
 def screen_time(tracks_by_identity: dict[int, list[Track]], duration_s: float,
-                cast_ids: dict[int, str | None] | None = None) -> list[PersonTime]:
+                cast_ids: dict[int, str | None] | None = None,
+                names: dict[int, str | None] | None = None) -> list[PersonTime]:
     """Seconds on screen per identity: the union of its tracks' intervals.
 
     Args:
         tracks_by_identity: identity id -> its tracks.
         duration_s: episode duration (s); no interval passes it.
         cast_ids: identity id -> cast id, where linked.
+        names: identity id -> display name, where a reviewer gave one.
 
     Returns:
         One :class:`PersonTime` per identity with at least one track, most seconds first.
@@ -84,7 +93,8 @@ def screen_time(tracks_by_identity: dict[int, list[Track]], duration_s: float,
         if not iv:
             continue
         people.append(PersonTime(int(ident), (cast_ids or {}).get(ident), total_seconds(iv),
-                                 len(tracks), iv[0][0], iv[-1][1], iv))
+                                 len(tracks), iv[0][0], iv[-1][1], iv,
+                                 (names or {}).get(ident)))
     people.sort(key=lambda p: (-p.seconds, p.first_ts, p.identity_id))
     return people
 

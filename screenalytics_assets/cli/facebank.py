@@ -1,0 +1,78 @@
+"""``screenalytics facebank add SHOW CAST_ID PHOTO...`` and ``facebank build SHOW``."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from resources.facebank import add_photos, photo_keys, read_facebank
+from resources.storage import LocalStore
+
+from ..core.ep_id import validate_show
+from ..core.facebank import validate_cast_id
+from ..definitions import FACEBANK_JOB, build_definitions
+from ..partitions import register_show
+from ..settings import load_settings
+from .common import add_common_args, data_root, execute, instance_for
+
+
+def register(sub) -> None:
+    p = sub.add_parser("facebank", help="manage a show's cast photos and reference embeddings")
+    fsub = p.add_subparsers(dest="facebank_command", required=True)
+    add = fsub.add_parser(
+        "add", help="copy photos of a cast member into a show's facebank and rebuild it",
+        description="Copy PHOTO files (JPEG/PNG) into facebank/SHOW/CAST_ID/ in the data root, "
+                    "register the show and rebuild its facebank (the largest face of each photo "
+                    "becomes a reference embedding).")
+    add.add_argument("show", help="show slug, e.g. rhobh (the ep_id's show part)")
+    add.add_argument("cast_id", help="cast member id, a lower-case slug, e.g. kyle-richards")
+    add.add_argument("photos", nargs="+", help="photos of the cast member (.jpg, .jpeg, .png)")
+    add.add_argument("--no-build", action="store_true",
+                     help="only copy the photos; build later with `facebank build SHOW`")
+    add.add_argument("--profile", help="settings profile (default: balanced)")
+    add_common_args(add)
+    add.set_defaults(func=run_add)
+    build = fsub.add_parser("build", help="(re)build a show's facebank from its photos")
+    build.add_argument("show", help="show slug")
+    build.add_argument("--profile", help="settings profile (default: balanced)")
+    add_common_args(build)
+    build.set_defaults(func=run_build)
+
+
+def run_add(args) -> int:
+    show = validate_show(args.show)
+    cast_id = validate_cast_id(args.cast_id)
+    root = data_root(args)
+    store = LocalStore(root)
+    keys = add_photos(store, show, cast_id, args.photos)
+    print(f"{show}/{cast_id}: {len(keys)} photo(s) added "
+          f"({len(photo_keys(store, show))} in the facebank of {show})")
+    if args.no_build:
+        register_show(instance_for(root), show)
+        return 0
+    return run_build(args)
+
+
+def run_build(args) -> int:
+    show = validate_show(args.show)
+    root = data_root(args)
+    settings = load_settings(profile=args.profile)
+    instance = instance_for(root)
+    register_show(instance, show)
+    job = build_definitions(settings, data_root=str(root)).resolve_job_def(FACEBANK_JOB)
+    execute(job, instance, show, None)
+    print_facebank(LocalStore(root), show)
+    return 0
+
+
+def print_facebank(store: LocalStore, show: str) -> None:
+    """Print the facebank's cast members and reference counts; warn about photos with no face."""
+    fb = read_facebank(store, show)
+    console = Console()
+    if fb is None:
+        console.print(f"{show}: no facebank built")
+        return
+    counts = {c: fb.ref_cast_id.count(c) for c in fb.cast_ids}
+    console.print(f"facebank {show} ({fb.model_pack}): " + ", ".join(
+        f"{c} ({n} ref{'s' if n != 1 else ''})" for c, n in counts.items()))
+    if fb.no_face:
+        console.print(f"[yellow]no face found in: {', '.join(fb.no_face)}[/] (not used)")

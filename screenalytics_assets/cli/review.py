@@ -1,0 +1,92 @@
+"""``screenalytics review EP_ID OPERATION ...``: edit an episode's identities by hand.
+
+Each operation is appended to the episode's ``identity_edits.json`` (atomic write) and recorded
+as a new data version of the ``identity_edits`` asset, which makes ``cast_links`` and
+``screentime`` stale (and nothing upstream of them). ``--run`` re-materializes those two at once.
+"""
+
+from __future__ import annotations
+
+import json
+
+from dagster import AssetKey
+
+from resources.edits import add_edit, clear_edits, current_review, read_edits
+from resources.storage import LocalStore
+
+from ..assets.cast import record_edits_version
+from ..core.artifacts import load_screentime
+from ..core.ep_id import validate_ep_id
+from ..definitions import EPISODE_JOB, build_definitions
+from ..settings import load_settings
+from .common import add_common_args, data_root, execute, instance_for
+
+STALE_BY_EDITS = ("cast_links", "screentime")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "review", help="edit an episode's identities: rename, merge, move/delete a track, "
+                       "link/unlink a cast member",
+        description="Record a reviewer's edit of EP_ID (identity and track numbers as in the "
+                    "screen-time table and tracks.jsonl). Edits are applied in order on top of "
+                    "clustering and automatic cast links.")
+    p.add_argument("ep_id", help="episode id, e.g. rhobh-s05e14")
+    add_common_args(p)
+    p.add_argument("--run", action="store_true",
+                   help="re-materialize cast_links and screentime now and print the table")
+    p.add_argument("--profile", help="settings profile for --run (default: balanced)")
+    ops = p.add_subparsers(dest="op", required=True)
+    o = ops.add_parser("rename", help="give an identity a display name")
+    o.add_argument("identity", type=int)
+    o.add_argument("name")
+    o = ops.add_parser("merge", help="merge identity SOURCE into TARGET")
+    o.add_argument("source", type=int)
+    o.add_argument("target", type=int)
+    o = ops.add_parser("move-track", help="move TRACK to identity TARGET")
+    o.add_argument("track", type=int)
+    o.add_argument("target", type=int)
+    o = ops.add_parser("delete-track", help="drop TRACK from the episode's identities")
+    o.add_argument("track", type=int)
+    o = ops.add_parser("link", help="link an identity to a cast member")
+    o.add_argument("identity", type=int)
+    o.add_argument("cast_id")
+    o = ops.add_parser("unlink", help="mark an identity as no cast member")
+    o.add_argument("identity", type=int)
+    ops.add_parser("show", help="print the identities after review and the edits")
+    ops.add_parser("clear", help="delete every edit of the episode")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    ep_id = validate_ep_id(args.ep_id)
+    root = data_root(args)
+    store = LocalStore(root)
+    if args.op == "show":
+        current, _, _ = current_review(store, ep_id)
+        for i in current.identities:
+            print(json.dumps({k: v for k, v in i.to_dict().items() if k != "suggestions"}
+                             | {"suggestions": i.suggestions[:3]}))
+        for s in current.skipped:
+            print(f"not applied: edit {s['index']} ({s['op']}): {s['reason']}")
+        return 0
+    if args.op == "clear":
+        clear_edits(store, ep_id)
+    else:
+        op = args.op.replace("-", "_")
+        kw = {k: getattr(args, k) for k in ("identity", "source", "target", "track", "name",
+                                            "cast_id") if hasattr(args, k)}
+        edit, _ = add_edit(store, ep_id, op, **kw)
+        print(f"{ep_id}: recorded {op} " + json.dumps(
+            {k: v for k, v in edit.items() if k != "op"}, separators=(",", ":"))[:200])
+    instance = instance_for(root)
+    version = record_edits_version(instance, ep_id, read_edits(store, ep_id))
+    print(f"identity_edits version {version}: {', '.join(STALE_BY_EDITS)} are now stale")
+    if args.run:
+        from .run import print_report
+
+        settings = load_settings(profile=args.profile)
+        job = build_definitions(settings, data_root=str(root)).resolve_job_def(EPISODE_JOB)
+        execute(job, instance, ep_id, [AssetKey(a) for a in STALE_BY_EDITS])
+        print_report(load_screentime(lambda f: store.read_file(ep_id, f)))
+    return 0

@@ -1,0 +1,215 @@
+"""A show's facebank: reference embeddings of its cast members, computed from their photos.
+
+Each photo is run through the same detector and recognizer as the episodes: the largest detected
+face is aligned with InsightFace's 5-point ``norm_crop`` (112x112) and embedded with
+:func:`.embedding.embed_faces`, so a cast member's references live in the same embedding space as
+the episode's identity centroids.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from insightface.utils.face_align import norm_crop
+
+from .detect import detect_faces
+from .embedding import embed_faces
+from .errors import ScreenalyticsError
+from .sampling import ALIGNED_SIZE
+
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png")
+"""File extensions (lower-case) read as cast photos."""
+
+EMBEDDINGS_FILE = "facebank_embeddings.npy"
+INDEX_FILE = "facebank_embeddings.json"
+
+_SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_PHOTO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class FacebankError(ScreenalyticsError):
+    """A facebank is empty, a cast id or photo name is invalid, or a photo cannot be read."""
+
+
+def validate_cast_id(cast_id: object) -> str:
+    """Return ``cast_id`` when it is a lower-case slug (``lin-manuel-miranda``).
+
+    Raises:
+        FacebankError: anything else (it becomes part of storage keys).
+    """
+    if not isinstance(cast_id, str) or not _SLUG_RE.match(cast_id):
+        raise FacebankError(
+            f"invalid cast id {cast_id!r}: use lower-case letters, digits and single hyphens, "
+            "e.g. 'lin-manuel-miranda'")
+    return cast_id
+
+
+def validate_photo_name(name: object) -> str:
+    """Return ``name`` when it is a plain file name with a photo extension (``01.jpg``).
+
+    Raises:
+        FacebankError: a path, a hidden file or another extension.
+    """
+    if (not isinstance(name, str) or not _PHOTO_RE.match(name)
+            or not name.lower().endswith(PHOTO_EXTENSIONS)):
+        raise FacebankError(
+            f"invalid photo name {name!r}: use a plain file name ending in "
+            f"{', '.join(PHOTO_EXTENSIONS)} (letters, digits, '.', '_', '-')")
+    return name
+
+
+@dataclass
+class PhotoFace:
+    """The face found in one cast photo.
+
+    Attributes:
+        cast_id, photo: whose photo, and its file name. n_faces: faces the detector found.
+        bbox: float [4] px (x1, y1, x2, y2) of the face kept (the largest). score: its detector
+            score. embedding: float32 [D] unit vector, or ``None`` when no face was found.
+    """
+
+    cast_id: str
+    photo: str
+    n_faces: int
+    bbox: list[float] | None = None
+    score: float | None = None
+    embedding: np.ndarray | None = None
+
+
+@dataclass
+class Facebank:
+    """Reference embeddings of a show's cast.
+
+    Attributes:
+        show: the show slug. model_pack: pack the embeddings were made with.
+        cast_ids: cast members with at least one reference, sorted.
+        ref_cast_id, ref_photo: per reference row, whose photo it is ([R] lists).
+        vectors: float32 [R, D] unit embeddings, one per photo with a face.
+        no_face: ``cast_id/photo`` of photos where no face was found (not used).
+        photos: per photo (with or without a face) what was found, for reports.
+    """
+
+    show: str
+    model_pack: str
+    cast_ids: list[str]
+    ref_cast_id: list[str]
+    ref_photo: list[str]
+    vectors: np.ndarray
+    no_face: list[str] = field(default_factory=list)
+    photos: list[dict] = field(default_factory=list)
+
+    def references(self, cast_id: str) -> np.ndarray:
+        """float32 [r, D]: the reference embeddings of one cast member."""
+        rows = [i for i, c in enumerate(self.ref_cast_id) if c == cast_id]
+        return self.vectors[rows]
+
+
+def decode_photo(name: str, data: bytes) -> np.ndarray:
+    """Decode JPEG/PNG bytes to BGR uint8 [H, W, 3].
+
+    Raises:
+        FacebankError: the bytes are not a readable image (names the photo).
+    """
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise FacebankError(
+            f"cast photo {name} is not a readable JPEG/PNG image; replace or remove it")
+    return image
+
+
+def photo_face(detector, recognizer, cast_id: str, photo: str, image: np.ndarray,
+               det_size: int = 640, det_thresh: float = 0.5) -> PhotoFace:
+    """Detect the face in a cast photo and embed it.
+
+    The largest face (by box area) is kept when the photo shows several: a cast photo is a
+    portrait of its subject, and bystanders are smaller.
+
+    Args:
+        detector, recognizer: InsightFace models of the pack the episodes use.
+        image: BGR uint8 [H, W, 3]. det_size: detector input side (px). det_thresh: min score.
+
+    Returns:
+        :class:`PhotoFace`; ``embedding`` is ``None`` when no face was found.
+    """
+    bbox, score, kps = detect_faces(detector, image, det_size, det_thresh)
+    if len(score) == 0:
+        return PhotoFace(cast_id, photo, 0)
+    area = (bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1])
+    k = int(np.argmax(area))
+    aligned = norm_crop(image, kps[k], image_size=ALIGNED_SIZE)[None]
+    emb = embed_faces(recognizer, aligned)[0]
+    return PhotoFace(cast_id, photo, len(score), [round(float(v), 2) for v in bbox[k]],
+                     round(float(score[k]), 4), emb)
+
+
+def build_facebank(show: str, photos: dict[tuple[str, str], bytes], detector, recognizer,
+                   model_pack: str, det_size: int = 640, det_thresh: float = 0.5) -> Facebank:
+    """Embed every cast photo of a show.
+
+    Args:
+        show: show slug. photos: ``(cast_id, photo file name) -> image bytes``.
+        detector, recognizer, model_pack: the models (same pack as the episodes).
+        det_size, det_thresh: detector settings.
+
+    Returns:
+        The :class:`Facebank`; photos with no face are listed in ``no_face``.
+
+    Raises:
+        FacebankError: no photo at all, an unreadable photo, or no face in any photo.
+    """
+    if not photos:
+        raise FacebankError(
+            f"the facebank of show {show!r} is empty: add cast photos with "
+            f"`screenalytics facebank add {show} CAST_ID PHOTO...`")
+    found = []
+    for (cast_id, photo), data in sorted(photos.items()):
+        image = decode_photo(f"{cast_id}/{photo}", data)
+        found.append(photo_face(detector, recognizer, cast_id, photo, image, det_size,
+                                det_thresh))
+    refs = [f for f in found if f.embedding is not None]
+    no_face = [f"{f.cast_id}/{f.photo}" for f in found if f.embedding is None]
+    if not refs:
+        raise FacebankError(
+            f"no face was found in any cast photo of show {show!r} ({', '.join(no_face)}); add "
+            "photos that show the cast member's face clearly")
+    dim = len(refs[0].embedding)
+    return Facebank(
+        show, model_pack, sorted({f.cast_id for f in refs}), [f.cast_id for f in refs],
+        [f.photo for f in refs], np.stack([f.embedding for f in refs]).astype(np.float32)
+        .reshape(-1, dim), no_face,
+        [{"cast_id": f.cast_id, "photo": f.photo, "faces_in_photo": f.n_faces, "bbox": f.bbox,
+          "det_score": f.score} for f in found])
+
+
+def all_cast_ids(fb: Facebank) -> list[str]:
+    """Every cast member with a photo, including those whose photos had no face."""
+    return sorted({p["cast_id"] for p in fb.photos} | set(fb.cast_ids))
+
+
+def dump_facebank(fb: Facebank) -> dict[str, bytes]:
+    """``{facebank_embeddings.npy: float32 [R, D], facebank_embeddings.json: index}``."""
+    buf = io.BytesIO()
+    np.save(buf, fb.vectors.astype(np.float32), allow_pickle=False)
+    index = {"show": fb.show, "model_pack": fb.model_pack, "dim": int(fb.vectors.shape[1]),
+             "cast_ids": fb.cast_ids,
+             "references": [{"row": i, "cast_id": c, "photo": p}
+                            for i, (c, p) in enumerate(zip(fb.ref_cast_id, fb.ref_photo))],
+             "no_face": fb.no_face, "photos": fb.photos}
+    return {EMBEDDINGS_FILE: buf.getvalue(),
+            INDEX_FILE: (json.dumps(index, indent=2) + "\n").encode()}
+
+
+def load_facebank(read) -> Facebank:
+    """Inverse of :func:`dump_facebank`; ``read(name) -> bytes``."""
+    index = json.loads(read(INDEX_FILE))
+    vectors = np.load(io.BytesIO(read(EMBEDDINGS_FILE)), allow_pickle=False)
+    refs = index["references"]
+    return Facebank(index["show"], index["model_pack"], index["cast_ids"],
+                    [r["cast_id"] for r in refs], [r["photo"] for r in refs],
+                    vectors.reshape(len(refs), index["dim"]).astype(np.float32),
+                    index.get("no_face", []), index.get("photos", []))

@@ -1,0 +1,396 @@
+"""Facebank, cast linking, review edits and the screen-time report, on real footage and models."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from dagster import AssetKey, DagsterInstance
+from dagster._core.definitions.data_version import StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
+
+from resources.edits import add_edit, clear_edits, read_edits
+from resources.facebank import add_photos, read_facebank
+from resources.storage import LocalStore
+from screenalytics_assets.assets.cast import record_edits_version
+from screenalytics_assets.core.cast_links import assign
+from screenalytics_assets.core.facebank import FacebankError
+from screenalytics_assets.core.review import ReviewError, dump_edits
+from screenalytics_assets.core.screentime import identity_seconds
+from screenalytics_assets.definitions import build_definitions
+from screenalytics_assets.settings import load_settings
+from tests.conftest import FACEBANK, HAMILTON_FRONTAL_SHOT
+from tests.helpers import build_facebank
+from tests.synthetic import SHOTS, person_of_track
+
+LIN, BIDEN, OBAMA = "lin-manuel-miranda", "joe-biden", "barack-obama"
+
+
+# ---------------------------------------------------------------------------- helpers
+def frontal_track(run) -> int:
+    tracks = run.load("tracks")
+    (tid,) = [t.track_id for t in tracks.tracks if t.shot_id == HAMILTON_FRONTAL_SHOT]
+    return tid
+
+
+def identity_of(links, track_id: int):
+    """The reviewed identity holding a track."""
+    return next(i for i in links.reviewed() if track_id in i.track_ids)
+
+
+def row_of(report, identity_id: int):
+    return next((p for p in report.people if p.identity_id == identity_id), None)
+
+
+def seconds_of(run, track_ids) -> float:
+    tracks = run.load("tracks")
+    by_id = {t.track_id: t for t in tracks.tracks}
+    return identity_seconds([by_id[t] for t in track_ids], tracks.video.duration_s)
+
+
+def stale_status(run, asset: str) -> StaleStatus:
+    defs = build_definitions(run.settings, data_root=str(run.store.root))
+    assets = list(defs.resolve_asset_graph().assets_defs)
+    return get_stale_status_resolver(run.instance, assets).get_status(AssetKey(asset), run.ep_id)
+
+
+def edit(run, op: str, **args):
+    """Record one review edit as the CLI does, check that exactly what reads the edits became
+    stale, re-materialize only that, and return the new screen-time report."""
+    add_edit(run.store, run.ep_id, op, **args)
+    record_edits_version(run.instance, run.ep_id, read_edits(run.store, run.ep_id))
+    assert stale_status(run, "cast_links") == StaleStatus.STALE
+    assert stale_status(run, "screentime") == StaleStatus.STALE
+    for upstream in ("detections", "embeddings", "identities"):
+        assert stale_status(run, upstream) == StaleStatus.FRESH, upstream
+    result = run.materialize("cast_links", "screentime")
+    assert result.success
+    assert stale_status(run, "screentime") == StaleStatus.FRESH
+    return run.load("screentime")
+
+
+@pytest.fixture
+def review(hamilton_run):
+    """The Hamilton run with no edits; yields (run, links and report before the edit). Afterwards
+    the edits are cleared and what they made stale is re-materialized, so the session's run
+    reads as before for the other tests."""
+    run = hamilton_run
+    assert read_edits(run.store, run.ep_id) is None
+    yield run, run.load("cast_links"), run.load("screentime")
+    if read_edits(run.store, run.ep_id) is not None:
+        clear_edits(run.store, run.ep_id)
+        record_edits_version(run.instance, run.ep_id, None)
+        assert run.materialize("cast_links", "screentime").success
+
+
+# ---------------------------------------------------------------------------- linking
+def test_assignment_is_optimal_not_greedy():
+    # Greedy would give row 0 its best (0.9, col 0) and leave row 1 with 0.1 < threshold; the
+    # optimal one-to-one assignment links both (0.8 + 0.85 > 0.9).
+    scores = np.array([[0.9, 0.8], [0.85, 0.1]])
+    assert assign(scores, 0.3) == [(0, 1), (1, 0)]
+    # pairs under the threshold are dropped, never forced
+    assert assign(np.array([[0.2, 0.1]]), 0.3) == []
+
+
+def test_hamilton_performer_linked_to_lin_with_most_screen_time(hamilton_run):
+    links = hamilton_run.load("cast_links")
+    report = hamilton_run.load("screentime")
+    lin = identity_of(links, frontal_track(hamilton_run))
+    assert lin.cast_id == LIN and lin.link_source == "auto"
+    assert lin.score >= hamilton_run.settings["cast_link_thresh"]
+    assert report.people[0].identity_id == lin.identity_id
+    assert report.people[0].cast_id == LIN
+    cast = report.cast_seconds()
+    assert set(cast) == {LIN, BIDEN, OBAMA, "alex-lacamoire"}
+    assert cast[LIN] == max(cast.values()) and cast[LIN] >= 129 / 29.97 - 0.05
+    assert cast[BIDEN] == 0
+    assert all(i.cast_id != BIDEN for i in links.reviewed())
+    # one identity per cast member
+    linked = [i.cast_id for i in links.reviewed() if i.cast_id]
+    assert len(linked) == len(set(linked))
+    # every identity keeps ranked suggestions over the whole cast
+    for a in links.auto:
+        scores = [s["score"] for s in a.suggestions]
+        assert {s["cast_id"] for s in a.suggestions} == set(cast)
+        assert scores == sorted(scores, reverse=True)
+    st = json.loads((hamilton_run.store.manifest_dir(hamilton_run.ep_id)
+                     / "screentime.json").read_text())
+    assert st["cast"][BIDEN] == 0 and st["people"][0]["cast_id"] == LIN
+
+
+def test_hamilton_facebank_asset(hamilton_run):
+    fb = read_facebank(hamilton_run.store, "hamilton")
+    assert fb.cast_ids == sorted(p.name for p in FACEBANK.iterdir())
+    assert fb.vectors.shape == (7, 512) and fb.vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(fb.vectors, axis=1), 1, atol=1e-4)
+    mat = hamilton_run.instance.get_latest_materialization_event(
+        AssetKey("facebank")).asset_materialization
+    assert mat.partition == "hamilton"
+    assert mat.metadata["photos"].value == 7
+    assert mat.metadata["photos_without_face"].value == []
+    assert "hamilton" in hamilton_run.instance.get_dynamic_partitions("shows")
+
+
+def test_hamilton_report_files_and_chart(hamilton_run):
+    folder = hamilton_run.store.manifest_dir(hamilton_run.ep_id)
+    png = (folder / "screentime.png").read_bytes()
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[1] >= 800
+    rows = list(csv.DictReader(io.StringIO((folder / "screentime.csv").read_text())))
+    assert rows[0]["cast_id"] == LIN and "name" in rows[0]
+    md = hamilton_run.instance.get_latest_materialization_event(
+        AssetKey("screentime")).asset_materialization.metadata
+    assert md["chart"].value.startswith("![screen time](data:image/png;base64,")
+
+
+# ---------------------------------------------------------------------------- review edits
+def test_review_rename(review):
+    run, links, before = review
+    lin = identity_of(links, frontal_track(run))
+    after = edit(run, "rename", identity=lin.identity_id, name="Lin-Manuel Miranda (Hamilton)")
+    row = row_of(after, lin.identity_id)
+    assert row.name == "Lin-Manuel Miranda (Hamilton)" and row.cast_id == LIN
+    assert row.seconds == pytest.approx(row_of(before, lin.identity_id).seconds)
+    csv_text = (run.store.manifest_dir(run.ep_id) / "screentime.csv").read_text()
+    assert "Lin-Manuel Miranda (Hamilton)" in csv_text
+
+
+def test_review_merge(review):
+    run, links, before = review
+    lin = identity_of(links, frontal_track(run))
+    # an unknown single-track identity whose track never overlaps Lin's
+    lin_frames = set().union(*[set(range(*_span(run, t))) for t in lin.track_ids])
+    other = next(i for i in links.reviewed() if i.cast_id is None and len(i.track_ids) == 1
+                 and not lin_frames & set(range(*_span(run, i.track_ids[0]))))
+    after = edit(run, "merge", source=other.identity_id, target=lin.identity_id)
+    assert row_of(after, other.identity_id) is None
+    row = row_of(after, lin.identity_id)
+    assert row.n_tracks == len(lin.track_ids) + 1 and row.cast_id == LIN
+    assert row.seconds == pytest.approx(row_of(before, lin.identity_id).seconds
+                                        + row_of(before, other.identity_id).seconds, abs=1e-3)
+    assert after.cast_seconds()[LIN] == pytest.approx(row.seconds, abs=1e-3)
+
+
+def _span(run, track_id: int) -> tuple[int, int]:
+    t = run.load("tracks").tracks[track_id]
+    return t.start_frame, t.end_frame + 1
+
+
+def test_review_move_track(review):
+    run, links, before = review
+    lin = identity_of(links, frontal_track(run))
+    source = next(i for i in links.reviewed()
+                  if i.identity_id != lin.identity_id and len(i.track_ids) >= 2)
+    moved = source.track_ids[0]
+    after = edit(run, "move_track", track=moved, target=lin.identity_id)
+    assert row_of(after, lin.identity_id).seconds == pytest.approx(
+        seconds_of(run, lin.track_ids + [moved]), abs=1e-3)
+    assert row_of(after, lin.identity_id).n_tracks == len(lin.track_ids) + 1
+    rest = [t for t in source.track_ids if t != moved]
+    assert row_of(after, source.identity_id).seconds == pytest.approx(seconds_of(run, rest),
+                                                                      abs=1e-3)
+    assert row_of(after, source.identity_id).seconds < row_of(before, source.identity_id).seconds
+
+
+def test_review_delete_track(review):
+    run, links, before = review
+    frontal = frontal_track(run)
+    lin = identity_of(links, frontal)
+    assert len(lin.track_ids) >= 2  # the stage shot and the frontal shot
+    stage = next(t for t in lin.track_ids if t != frontal)
+    after = edit(run, "delete_track", track=stage)
+    row = row_of(after, lin.identity_id)
+    assert row.n_tracks == len(lin.track_ids) - 1
+    assert row.seconds == pytest.approx(seconds_of(run, [frontal]), abs=1e-3)
+    assert row.seconds < row_of(before, lin.identity_id).seconds
+    tracks = run.load("tracks")
+    assert row.first_ts == pytest.approx(tracks.tracks[frontal].ts[0], abs=1e-3)
+
+
+def test_review_link(review):
+    run, links, before = review
+    unknown = next(i for i in links.reviewed() if i.cast_id is None)
+    assert before.cast_seconds()[BIDEN] == 0
+    after = edit(run, "link", identity=unknown.identity_id, cast_id=BIDEN)
+    assert row_of(after, unknown.identity_id).cast_id == BIDEN
+    assert after.cast_seconds()[BIDEN] == pytest.approx(
+        row_of(before, unknown.identity_id).seconds, abs=1e-3)
+    reviewed = identity_of(run.load("cast_links"), unknown.track_ids[0])
+    assert reviewed.link_source == "manual"
+
+
+def test_review_link_takes_cast_member_from_other_identity(review):
+    run, links, before = review
+    lin = identity_of(links, frontal_track(run))
+    other = next(i for i in links.reviewed() if i.cast_id is None)
+    after = edit(run, "link", identity=other.identity_id, cast_id=LIN)
+    assert row_of(after, other.identity_id).cast_id == LIN
+    assert row_of(after, lin.identity_id).cast_id is None
+    assert after.cast_seconds()[LIN] == pytest.approx(row_of(before, other.identity_id).seconds,
+                                                      abs=1e-3)
+
+
+def test_review_unlink(review):
+    run, links, before = review
+    lin = identity_of(links, frontal_track(run))
+    after = edit(run, "unlink", identity=lin.identity_id)
+    assert row_of(after, lin.identity_id).cast_id is None
+    assert row_of(after, lin.identity_id).seconds == pytest.approx(
+        row_of(before, lin.identity_id).seconds)
+    assert after.cast_seconds()[LIN] == 0
+
+
+def test_observing_sources_picks_up_a_hand_edited_file(review):
+    from dagster._core.definitions.observe import observe
+
+    from resources.dagster_storage import LocalStorageResource
+    from screenalytics_assets.assets.cast import identity_edits
+    from screenalytics_assets.core.review import edits_version
+
+    run, links, _ = review
+    add_edit(run.store, run.ep_id, "unlink", identity=links.reviewed()[0].identity_id)
+    assert stale_status(run, "cast_links") == StaleStatus.FRESH  # not observed yet
+    observe([identity_edits], instance=run.instance,
+            resources={"storage": LocalStorageResource(data_root=str(run.store.root))})
+    record = run.instance.get_latest_data_version_record(identity_edits.key, True, run.ep_id)
+    assert record.asset_observation.tags["dagster/data_version"] == edits_version(
+        read_edits(run.store, run.ep_id))
+    assert stale_status(run, "cast_links") == StaleStatus.STALE
+    assert stale_status(run, "screentime") == StaleStatus.STALE
+
+
+def test_review_rejects_unknown_identity_and_track(review):
+    run, links, _ = review
+    with pytest.raises(ReviewError, match="unknown identity 999"):
+        add_edit(run.store, run.ep_id, "rename", identity=999, name="x")
+    with pytest.raises(ReviewError, match="unknown track 999"):
+        add_edit(run.store, run.ep_id, "delete_track", track=999)
+    with pytest.raises(ReviewError, match="not in the show's facebank"):
+        add_edit(run.store, run.ep_id, "link", identity=links.reviewed()[0].identity_id,
+                 cast_id="someone-else")
+    assert read_edits(run.store, run.ep_id) is None  # nothing was written
+
+
+def test_review_edits_survive_reclustering(review):
+    """Edits anchored on tracks follow them when clustering renumbers identities; an edit whose
+    track is gone is reported, in the metadata and in screentime.json."""
+    run, links, _ = review
+    frontal = frontal_track(run)
+    lin = identity_of(links, frontal)
+    add_edit(run.store, run.ep_id, "rename", identity=lin.identity_id, name="Lin")
+    edits = json.loads(read_edits(run.store, run.ep_id))["edits"]
+    # a track span that no longer exists, as after a re-run of tracking
+    edits.append({"op": "delete_track", "track": [frontal, 0, 3]})
+    run.store.put(run.store.artifact_key(run.ep_id, "identity_edits.json"),
+                  dump_edits(run.ep_id, edits))
+    record_edits_version(run.instance, run.ep_id, read_edits(run.store, run.ep_id))
+    config = {"ops": {"identities": {"config": {"overrides": {"cluster_thresh": "0.05"}}}}}
+    try:
+        defs = build_definitions(run.settings, data_root=str(run.store.root))
+        result = defs.resolve_job_def("episode_job").execute_in_process(
+            instance=run.instance, partition_key=run.ep_id, run_config=config,
+            asset_selection=[AssetKey(a) for a in ("identities", "cast_links", "screentime")])
+        assert result.success
+        reclustered = run.load("identities")
+        assert len(reclustered.identities) > len(links.reviewed())  # tracks split apart
+        after = run.load("screentime")
+        named = [p for p in after.people if p.name == "Lin"]
+        assert len(named) == 1
+        ident = next(i for i in run.load("cast_links").reviewed()
+                     if i.identity_id == named[0].identity_id)
+        assert set(ident.track_ids) & set(lin.track_ids)
+        assert len(after.skipped_edits) == 1
+        assert "no longer exists" in after.skipped_edits[0]["reason"]
+        md = run.instance.get_latest_materialization_event(
+            AssetKey("cast_links")).asset_materialization.metadata
+        assert md["edits_skipped"].value == 1 and md["edits_applied"].value == 1
+    finally:
+        clear_edits(run.store, run.ep_id)
+        record_edits_version(run.instance, run.ep_id, None)
+        assert run.materialize("identities", "cast_links", "screentime").success
+
+
+# ---------------------------------------------------------------------------- synthetic
+def test_synthetic_cast_linking_and_seconds(synthetic_episode, synthetic_run):
+    tracks = synthetic_run.load("tracks")
+    links = synthetic_run.load("cast_links")
+    report = synthetic_run.load("screentime")
+    truth = {t.track_id: person_of_track(synthetic_episode, t) for t in tracks.tracks}
+    linked = {}
+    for ident in links.reviewed():
+        persons = {truth[t] for t in ident.track_ids}
+        assert len(persons) == 1, (ident.identity_id, persons)
+        assert ident.cast_id == persons.pop(), ident
+        linked[ident.cast_id] = ident.identity_id
+    # all four persons on screen are linked, each to their own identity
+    assert sorted(linked) == sorted(synthetic_episode.seconds)
+    seconds = report.cast_seconds()
+    assert seconds["p30"] == 0 and "p30" not in linked
+    # Tolerance 0.25 s per shot the person is in: a cut can land one frame off (0.1 s at 10 fps)
+    # and the detector can miss a frame at a shot's edge (another 0.1 s), with rounding to spare.
+    for person, truth_s in synthetic_episode.seconds.items():
+        n_shots = sum(1 for _, members in SHOTS for who, _ in members if who == person)
+        assert seconds[person] == pytest.approx(truth_s, abs=0.25 * n_shots), person
+
+
+# ---------------------------------------------------------------------------- bad input
+def _facebank_run(tmp_path, photos):
+    store = LocalStore(tmp_path / "data")
+    instance = DagsterInstance.ephemeral()
+    return store, build_facebank(store, instance, load_settings(), "emptyshow", photos,
+                                 raise_on_error=False)
+
+
+def test_empty_facebank_fails_with_a_clear_message(tmp_path):
+    store, result = _facebank_run(tmp_path, {})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "empty" in message and "screenalytics facebank add emptyshow" in message
+    assert read_facebank(store, "emptyshow") is None
+
+
+def test_photo_without_face_is_reported_by_name(tmp_path):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((400, 300, 3), 127, np.uint8))
+    store, result = _facebank_run(tmp_path, {"lin-manuel-miranda": [FACEBANK / LIN / "01.png",
+                                                                    blank]})
+    assert result.success
+    mat = result.asset_materializations_for_node("facebank")[0]
+    assert mat.metadata["photos_without_face"].value == ["lin-manuel-miranda/blank.png"]
+    assert mat.metadata["references"].value == 1
+
+
+def test_facebank_add_rejects_bad_input(tmp_path):
+    store = LocalStore(tmp_path)
+    with pytest.raises(FacebankError, match="invalid cast id"):
+        add_photos(store, "show", "Lin Manuel", [FACEBANK / LIN / "01.png"])
+    bad = tmp_path / "notaphoto.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(FacebankError, match="not a readable"):
+        add_photos(store, "show", "lin", [FACEBANK / LIN / "01.png", bad])
+    assert store.list_keys("facebank/") == []  # nothing half-added
+
+
+def test_review_cli_records_an_edit_and_refuses_bad_input(review, monkeypatch, capsys):
+    from screenalytics_assets.cli import main
+
+    run, links, _ = review
+    monkeypatch.setenv("DAGSTER_HOME", str(run.root / "dagster_home"))
+    monkeypatch.setenv("SCREENALYTICS_DATA_ROOT", str(run.store.root))
+    lin = identity_of(links, frontal_track(run))
+    assert main(["review", run.ep_id, "rename", str(lin.identity_id), "Lin"]) == 0
+    assert "cast_links, screentime are now stale" in capsys.readouterr().out
+    (only,) = json.loads(read_edits(run.store, run.ep_id))["edits"]
+    assert only["op"] == "rename" and only["name"] == "Lin"
+    assert stale_status(run, "screentime") == StaleStatus.STALE
+    assert main(["review", run.ep_id, "merge", "999", str(lin.identity_id)]) == 2
+    assert "unknown identity 999" in capsys.readouterr().err
+    assert main(["review", "Bad Id", "unlink", "0"]) == 2
+    assert "invalid ep_id" in capsys.readouterr().err
+    assert len(json.loads(read_edits(run.store, run.ep_id))["edits"]) == 1
