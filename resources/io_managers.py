@@ -3,7 +3,7 @@
 
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, ResourceDependency
 
-from screenalytics_assets.core.artifacts import CODECS
+from screenalytics_assets.core.artifacts import CODECS, SpoolFile
 from screenalytics_assets.core.ep_id import validate_ep_id
 
 from .dagster_storage import StorageResource
@@ -22,13 +22,15 @@ class ArtifactIOManager(ConfigurableIOManager):
         ep_id = validate_ep_id(context.asset_partition_key)
         name = context.asset_key.path[-1]
         files = CODECS[name].dump(obj)
+        size = sum(v.path.stat().st_size if isinstance(v, SpoolFile) else len(v)
+                   for v in files.values())
         store = self.storage.store()
         store.write_files(ep_id, files)
         manifests = [n for n in files if "/" not in n]
         context.add_output_metadata({
             "path": MetadataValue.path(store.file_uri(ep_id, CODECS[name].files[0])),
             "files": MetadataValue.json({n: store.file_uri(ep_id, n) for n in manifests}),
-            "bytes": sum(len(b) for b in files.values()),
+            "bytes": size,
             "image_files": len(files) - len(manifests),
         })
 
@@ -36,4 +38,9 @@ class ArtifactIOManager(ConfigurableIOManager):
         ep_id = validate_ep_id(context.asset_partition_key)
         name = context.upstream_output.asset_key.path[-1]
         store = self.storage.store()
-        return CODECS[name].load(lambda f: store.read_file(ep_id, f))
+
+        def read(f: str) -> bytes:
+            return store.read_file(ep_id, f)
+
+        read.path = lambda f: store.local_file(ep_id, f)  # large arrays are memory-mapped
+        return CODECS[name].load(read)

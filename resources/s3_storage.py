@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
@@ -144,6 +145,46 @@ class S3Store(ArtifactStore):
             return body.read()
         finally:
             body.close()
+
+    def put_file(self, key: str, path: Path) -> None:
+        # upload_file streams the file (multipart above 8 MiB); a multipart object becomes
+        # visible only when the upload completes, so readers never see part of it.
+        try:
+            self.client.upload_file(str(path), self.bucket, self._obj(key))
+        except _UNREACHABLE as exc:
+            raise _unreachable("writing", self.uri(key), exc) from exc
+        except (ClientError, S3UploadFailedError) as exc:
+            raise ArtifactError(f"cannot write {self.uri(key)}: {exc}") from exc
+        finally:
+            Path(path).unlink(missing_ok=True)
+
+    def local_file(self, ep_id: str, name: str) -> Path:
+        """Download an artifact file into the cache (once per ETag) and return its path."""
+        key = self.artifact_key(ep_id, name)
+        h = self.head(key)
+        if h is None:
+            raise ArtifactError(f"artifact {self.uri(key)} is missing; materialize its asset "
+                                f"for partition {ep_id!r} first")
+        etag = re.sub(r"[^A-Za-z0-9_-]", "_", strip_etag(h["ETag"]))
+        dest = self.cache_dir / "artifacts" / validate_ep_id(ep_id) / etag / name
+        if dest.is_file():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        os.close(fd)
+        try:
+            self.client.download_file(self.bucket, self._obj(key), tmp)
+            os.replace(tmp, dest)
+        except _UNREACHABLE as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise _unreachable("reading", self.uri(key), exc) from exc
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return dest
+
+    def spool_dir(self) -> Path:
+        return self.cache_dir / "spool"
 
     def head(self, key: str) -> dict | None:
         """The HeadObject response of ``key``, or None when there is no such object."""

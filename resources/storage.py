@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from screenalytics_assets.core.artifacts import SpoolFile
 from screenalytics_assets.core.ep_id import validate_ep_id, validate_show
 from screenalytics_assets.core.errors import ArtifactError, VideoError
 
@@ -134,6 +135,22 @@ class ArtifactStore(ABC):
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` at ``key`` atomically (readers never see a partial object)."""
 
+    def put_file(self, key: str, path: Path) -> None:
+        """Store a local file's content at ``key`` atomically, then delete the file (a
+        :class:`SpoolFile`). The default reads it whole; backends stream it."""
+        self.put(key, Path(path).read_bytes())
+        Path(path).unlink(missing_ok=True)
+
+    @abstractmethod
+    def local_file(self, ep_id: str, name: str) -> Path:
+        """A local path holding artifact file ``name`` (downloaded first by remote stores), for
+        memory-mapping large arrays. Raises ArtifactError when it is missing."""
+
+    @abstractmethod
+    def spool_dir(self) -> Path:
+        """Local folder for :class:`SpoolFile` temporaries (on the data root's file system for
+        the local store, so moving one into place is a rename)."""
+
     @abstractmethod
     def get(self, key: str) -> bytes:
         """Bytes at ``key``. Raises ArtifactError when there is no such object."""
@@ -182,7 +199,11 @@ class ArtifactStore(ABC):
         names = sorted(files, key=lambda n: (not n.startswith(IMAGE_PREFIXES), n))
         keys = [self.artifact_key(ep_id, n) for n in names]
         for name, key in zip(names, keys):
-            self.put(key, files[name])
+            value = files[name]
+            if isinstance(value, SpoolFile):
+                self.put_file(key, value.path)
+            else:
+                self.put(key, value)
         return [self.uri(k) for k in keys]
 
     def read_file(self, ep_id: str, name: str) -> bytes:
@@ -240,6 +261,29 @@ class LocalStore(ArtifactStore):
 
     def put(self, key: str, data: bytes) -> None:
         atomic_write(self.path(key), data)
+
+    def put_file(self, key: str, path: Path) -> None:
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+        try:
+            shutil.move(str(path), tmp)  # a rename when the spool is on the same file system
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def local_file(self, ep_id: str, name: str) -> Path:
+        p = self.path(self.artifact_key(ep_id, name))
+        if not p.is_file():
+            raise ArtifactError(
+                f"artifact {p} is missing; materialize its asset for partition {ep_id!r} first")
+        return p
+
+    def spool_dir(self) -> Path:
+        return self.root / ".spool"
 
     def get(self, key: str) -> bytes:
         try:

@@ -29,13 +29,14 @@ from ..core.artifacts import (
     ScreenTimeReport,
     TrackRepSet,
     TrackSet,
+    spool_array,
 )
 from ..core.clustering import ClusteringParams, cluster_tracks, track_embeddings
 from ..core.detect import EpisodeScan, scan_episode
 from ..core.embedding import embed_faces
 from ..core.reps import track_representatives
 from ..core.plots import screentime_chart
-from ..core.sampling import extract_faces, select_samples
+from ..core.sampling import ALIGNED_SIZE, extract_faces, select_samples
 from ..core.screentime import identity_seconds, screen_time
 from ..core.tracking import TrackingParams, track_detections
 from ..partitions import EPISODES_PARTITION, episode_partitions
@@ -121,9 +122,11 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
         path = storage.store().video_path(context.partition_key)
         with timed() as t:
             samples = select_samples(tracks.tracks, s["max_samples_per_track"])
+            spool = spool_array(storage.store().spool_dir(),
+                                (len(samples), ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
             aligned, images = extract_faces(path, samples, save_crops=s["save_crops"],
                                             thumb_size=s["thumb_size"],
-                                            jpeg_quality=s["jpeg_quality"])
+                                            jpeg_quality=s["jpeg_quality"], out=spool)
         stage_metadata(
             context, "faces", s, config, t["seconds"], faces=len(samples),
             tracks=len(tracks.tracks), frames_decoded=len(set(samples.pts.tolist())),

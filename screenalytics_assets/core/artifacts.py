@@ -10,8 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,28 @@ from .tracking import Track
 from .video import VideoInfo
 
 Reader = Callable[[str], bytes]
+"""``read(name) -> bytes``. A reader may also have ``read.path(name) -> Path``, a local copy of
+the file, which loaders use to memory-map large arrays instead of reading them whole."""
+
+
+@dataclass(frozen=True)
+class SpoolFile:
+    """A temporary file holding an artifact file's content. Storage moves (or uploads) it into
+    place and deletes it, so large arrays never have to be held in memory as bytes."""
+
+    path: Path
+
+
+def spool_array(folder: str | os.PathLike, shape: tuple[int, ...], dtype) -> np.memmap:
+    """A zero-filled ``.npy`` array backed by a new temporary file in ``folder`` (see
+    :class:`SpoolFile`); write into it, then return it from the asset. An empty shape gives an
+    ordinary in-memory array (an empty file cannot be memory-mapped)."""
+    if 0 in shape:
+        return np.zeros(shape, dtype)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".npy", dir=folder)
+    os.close(fd)
+    return np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -161,7 +186,8 @@ class FaceSet:
     """Sampled faces: metadata rows, aligned crops, and optional JPEG crops/thumbnails.
 
     Attributes:
-        samples: one row per face. aligned: uint8 [F, 112, 112, 3] BGR ArcFace-aligned crops.
+        samples: one row per face. aligned: uint8 [F, 112, 112, 3] BGR ArcFace-aligned crops
+            (an in-memory array, or a memory-mapped one from :func:`spool_array`).
         images: ``{"crops/...jpg" | "thumbs/...jpg": JPEG bytes}`` (empty unless ``save_crops``;
             not loaded back).
     """
@@ -182,13 +208,20 @@ def dump_faces(fs: FaceSet) -> dict[str, bytes]:
              "crop": (f"crops/track_{int(s.track_id[i]):04d}/face_{int(s.face_id[i]):05d}.jpg"
                       if fs.images else None)}
             for i in range(len(s))]
-    return {"faces.jsonl": jsonl_bytes(rows), "faces_aligned.npy": npy_bytes(fs.aligned),
+    aligned = SpoolFile(Path(fs.aligned.filename)) if isinstance(fs.aligned, np.memmap) \
+        and fs.aligned.filename else npy_bytes(fs.aligned)
+    if isinstance(aligned, SpoolFile):
+        fs.aligned.flush()
+    return {"faces.jsonl": jsonl_bytes(rows), "faces_aligned.npy": aligned,
             **fs.images}
 
 
 def load_faces(read: Reader) -> FaceSet:
     rows = read_jsonl(read("faces.jsonl"))
-    aligned = read_npy(read("faces_aligned.npy"))
+    # memory-mapped when the reader has a local copy: crops are read batch by batch
+    path = getattr(read, "path", None)
+    aligned = np.load(path("faces_aligned.npy"), mmap_mode="r") if path and rows \
+        else read_npy(read("faces_aligned.npy"))
 
     def col(name, dtype, shape=None):
         a = np.array([r[name] for r in rows], dtype)
@@ -426,7 +459,7 @@ class Codec:
     """How one asset's value becomes files. ``files``: the manifest files it always writes."""
 
     files: tuple[str, ...]
-    dump: Callable[[Any], dict[str, bytes]]
+    dump: Callable[[Any], dict[str, "bytes | SpoolFile"]]
     load: Callable[[Reader], Any]
 
 

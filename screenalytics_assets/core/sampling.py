@@ -112,6 +112,7 @@ def extract_faces(
     save_crops: bool = False,
     thumb_size: int = 160,
     jpeg_quality: int = 90,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, bytes]]:
     """Decode only the frames the samples are on and cut the faces out.
 
@@ -122,6 +123,8 @@ def extract_faces(
             quality face), keyed ``crops/track_{tid:04d}/face_{fid:05d}.jpg`` and
             ``thumbs/track_{tid:04d}.jpg``.
         thumb_size: thumbnail side in px. jpeg_quality: 1-100.
+        out: uint8 [F, 112, 112, 3] array to fill (e.g. a memory-mapped spool file, so the crops
+            of a long episode need not fit in memory); a new in-memory array when omitted.
 
     Returns:
         ``(aligned uint8 [F, 112, 112, 3] BGR, {name: JPEG bytes})``.
@@ -129,7 +132,10 @@ def extract_faces(
     Raises:
         VideoError: the video cannot be read or no longer has a sampled frame.
     """
-    aligned = np.zeros((len(samples), ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
+    shape = (len(samples), ALIGNED_SIZE, ALIGNED_SIZE, 3)
+    aligned = np.zeros(shape, np.uint8) if out is None else out
+    if aligned.shape != shape:
+        raise ValueError(f"out has shape {aligned.shape}, expected {shape}")
     files: dict[str, bytes] = {}
     by_pts: dict[int, list[int]] = {}
     for i, p in enumerate(samples.pts):
