@@ -4,18 +4,28 @@ Blocking checks stop the run (and so the downstream assets) when they fail. The 
 themselves are plain functions in ``core.validation``.
 """
 
-from dagster import AssetCheckResult, AssetIn, AssetCheckSeverity, AssetChecksDefinition, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetIn,
+    asset_check,
+)
 
+from resources.dagster_storage import StorageResource
+from resources.facebank import read_facebank
 from resources.models import FaceModelsResource
 
 from .core.artifacts import FaceEmbeddings, IdentitySet, ScreenTimeReport, TrackSet
-from .partitions import episode_partitions
+from .core.facebank import all_cast_ids
 from .core.validation import (
     embedding_problems,
     membership_problems,
     screentime_problems,
     track_problems,
 )
+from .partitions import episode_partitions, show_partitions
 
 
 def _result(problems: list[str], **metadata) -> AssetCheckResult:
@@ -58,7 +68,20 @@ def screentime_within_duration(screentime: ScreenTimeReport) -> AssetCheckResult
                    duration_s=round(screentime.duration_s, 3))
 
 
-EPISODE_CHECKS: list[AssetChecksDefinition] = [
+@asset_check(asset="facebank", blocking=True, partitions_def=show_partitions,
+             description="Every cast member has at least one photo with a usable face.")
+def facebank_has_a_face_per_cast_member(context: AssetCheckExecutionContext,
+                                        storage: StorageResource) -> AssetCheckResult:
+    fb = read_facebank(storage.store(), context.partition_key)
+    if fb is None:
+        return _result([f"no facebank built for show {context.partition_key!r}"])
+    missing = sorted(set(all_cast_ids(fb)) - set(fb.cast_ids))
+    return _result([f"{c}: no photo with a detectable face; add a clear frontal photo with "
+                    f"`screenalytics facebank add {fb.show} {c} PHOTO`" for c in missing],
+                   cast_members=len(fb.cast_ids), photos_without_face=len(fb.no_face))
+
+
+ASSET_CHECKS: list[AssetChecksDefinition] = [
     embeddings_are_unit_vectors, tracks_stay_in_one_shot, every_track_in_one_identity,
-    screentime_within_duration,
+    screentime_within_duration, facebank_has_a_face_per_cast_member,
 ]

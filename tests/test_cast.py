@@ -394,3 +394,15 @@ def test_review_cli_records_an_edit_and_refuses_bad_input(review, monkeypatch, c
     assert main(["review", "Bad Id", "unlink", "0"]) == 2
     assert "invalid ep_id" in capsys.readouterr().err
     assert len(json.loads(read_edits(run.store, run.ep_id))["edits"]) == 1
+
+
+def test_facebank_check_flags_a_cast_member_without_a_usable_photo(tmp_path):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((400, 300, 3), 127, np.uint8))
+    _, result = _facebank_run(tmp_path, {"lin-manuel-miranda": [FACEBANK / LIN / "01.png"],
+                                         "nobody": [blank]})
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "facebank_has_a_face_per_cast_member"
+    assert not check.passed and "nobody" in check.description
+    _, ok = _facebank_run(tmp_path / "ok", {"lin-manuel-miranda": [FACEBANK / LIN / "01.png"]})
+    assert ok.get_asset_check_evaluations()[0].passed

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .shots import Shot, ShotCutDetector, shot_ids_for_frames, shots_from_cuts
+from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
 from .video import VideoInfo, iter_frames, probe_video
 
 ProgressFn = Callable[[int, int], None]
@@ -100,7 +100,7 @@ def coverage(frame_idx: np.ndarray, shot_id: np.ndarray, frame_ts: np.ndarray,
 
     A processed frame ``p`` stands for frames ``p .. p + stride - 1``, cut at the last frame of
     its shot; its coverage runs from its own ts to the end of the last of those frames (the next
-    frame's ts, or ts + 1/fps for the stream's last frame).
+    frame's ts; see ``shots.frame_ends`` for the stream's last frame).
 
     Args:
         frame_idx: int [N] processed frame of each row. shot_id: int [N] its shot.
@@ -108,7 +108,7 @@ def coverage(frame_idx: np.ndarray, shot_id: np.ndarray, frame_ts: np.ndarray,
         stride: frames per processed frame. fps: for the duration of the stream's last frame.
     """
     n = len(frame_ts)
-    frame_end = np.append(frame_ts[1:], frame_ts[-1] + 1.0 / fps) if n else frame_ts
+    frame_end = frame_ends(frame_ts, fps)
     shot_end = np.array([s.end_frame for s in shots], np.int64)[shot_id]
     last = np.minimum(np.minimum(frame_idx + stride - 1, n - 1), shot_end)
     return frame_end[last] - frame_ts[frame_idx]

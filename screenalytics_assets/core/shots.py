@@ -26,7 +26,8 @@ class Shot:
     Attributes:
         shot_id: 0-based index in the episode.
         start_frame, end_frame: first and last frame (inclusive, 0-based decode order).
-        start_ts, end_ts: seconds; ``end_ts`` is the end of the last frame (its ts + 1/fps).
+        start_ts, end_ts: seconds; ``end_ts`` is the end of the last frame (see
+            :func:`frame_ends`).
     """
 
     shot_id: int
@@ -70,18 +71,32 @@ class ShotCutDetector:
         return [c for c in cuts if c > 0]
 
 
+def frame_ends(frame_ts: np.ndarray, fps: float) -> np.ndarray:
+    """float64 [n_frames]: when each frame ends (s), i.e. the next frame's timestamp.
+
+    The last frame lasts as long as the one before it (right for constant and variable frame
+    rates alike); a single frame lasts ``1 / fps``.
+    """
+    frame_ts = np.asarray(frame_ts, np.float64)
+    if len(frame_ts) == 0:
+        return frame_ts
+    last = frame_ts[-1] - frame_ts[-2] if len(frame_ts) > 1 else 1.0 / fps
+    return np.append(frame_ts[1:], frame_ts[-1] + last)
+
+
 def shots_from_cuts(cuts: list[int], frame_ts: np.ndarray, fps: float) -> list[Shot]:
     """Build shots from cut frames.
 
     Args:
         cuts: frame indices where a shot starts, sorted, each in ``(0, n_frames)``.
         frame_ts: float64 [n_frames], timestamp (s) of every decoded frame.
-        fps: frames per second, for the duration of the last frame of each shot.
+        fps: frames per second (see :func:`frame_ends`).
     """
     n = len(frame_ts)
+    ends = frame_ends(frame_ts, fps)
     bounds = [0, *[c for c in cuts if 0 < c < n], n]
     return [
-        Shot(i, a, b - 1, float(frame_ts[a]), float(frame_ts[b - 1]) + 1.0 / fps)
+        Shot(i, a, b - 1, float(frame_ts[a]), float(ends[b - 1]))
         for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
     ]
 

@@ -18,6 +18,11 @@ import numpy as np
 
 from .errors import VideoError
 
+# Largest frame accepted (px): 8192 x 8192, above the largest H.264/HEVC level (8192 x 4320).
+# A bigger frame is almost surely a mistake (an image sequence or a corrupt header) and one decoded
+# frame alone would take 200+ MB.
+MAX_FRAME_PIXELS = 8192 * 8192
+
 # Width (px) of the small copy of every frame that shot-cut detection looks at. PySceneDetect's
 # SceneManager downscales 640-px video by 2 by default; 320 px keeps its content scores comparable.
 SCENE_WIDTH = 320
@@ -111,7 +116,8 @@ def probe_video(path: str | os.PathLike, fps: float = 0.0) -> VideoInfo:
         fps: frames per second to use instead of the container's rate; 0 means auto.
 
     Raises:
-        VideoError: missing, empty, unreadable or audio-only file, or a stream with no frame rate.
+        VideoError: missing, empty, unreadable or audio-only file, a stream with no frame rate, or
+            a frame larger than :data:`MAX_FRAME_PIXELS`.
     """
     path = Path(path)
     container, stream = _open(path)
@@ -135,6 +141,12 @@ def _info(path: Path, stream, fps: float) -> VideoInfo:
     else:
         duration = stream.frames / use_fps if stream.frames else 0.0
     ctx = stream.codec_context
+    if ctx.width * ctx.height > MAX_FRAME_PIXELS:
+        raise VideoError(
+            f"{path}: frame size {ctx.width}x{ctx.height} is larger than the {MAX_FRAME_PIXELS} "
+            "pixels supported; downscale it first (e.g. `ffmpeg -i in -vf scale=3840:-2 out.mp4`)")
+    if ctx.width <= 0 or ctx.height <= 0:
+        raise VideoError(f"{path}: the video stream declares no frame size; re-encode it")
     return VideoInfo(
         fps=use_fps,
         n_frames=int(stream.frames or 0),
