@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -70,14 +69,19 @@ def synthetic_run(tmp_path_factory, synthetic_episode):
 
 
 @pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    """A temp data root and Dagster home for CLI calls made in-process (``main([...])``)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("SCREENALYTICS_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return tmp_path
+
+
+@pytest.fixture
 def artifacts_dir():
     """A folder kept after the test (screenshots etc.): ``test-artifacts/`` in the repo."""
     path = REPO / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
-
-
-def copy_video(src: Path, dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-    return dest

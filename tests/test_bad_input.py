@@ -14,16 +14,6 @@ from tests.conftest import HAMILTON
 EP = "bad-s01e01"
 
 
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("SCREENALYTICS_DATA_ROOT", str(tmp_path / "data"))
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return tmp_path
-
-
 def _assert_nothing_left(root: Path, ep_id: str = EP) -> None:
     data = root / "data"
     for sub in ("videos", "manifests", "frames"):

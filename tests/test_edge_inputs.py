@@ -22,16 +22,6 @@ from tests.helpers import run_episode
 FACE_PHOTO = FACES / "person05" / "ref_02.jpg"
 
 
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("SCREENALYTICS_DATA_ROOT", str(tmp_path / "data"))
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return tmp_path
-
-
 def _nothing_left(root: Path, ep_id: str) -> None:
     for sub in ("videos", "manifests", "frames"):
         assert not (root / "data" / sub / ep_id).exists(), sub
