@@ -42,5 +42,5 @@ class ArtifactIOManager(ConfigurableIOManager):
         def read(f: str) -> bytes:
             return store.read_file(ep_id, f)
 
-        read.path = lambda f: store.local_file(ep_id, f)  # large arrays are memory-mapped
+        read.path = lambda f: store.local_file(ep_id, f)  # large arrays are read row by row
         return CODECS[name].load(read)

@@ -193,7 +193,7 @@ class ArtifactStore(ABC):
         """Every object under ``videos/`` (valid uploads or not), sorted by key."""
 
     # ------------------------------------------------------------------ episode artifacts
-    def write_files(self, ep_id: str, files: dict[str, bytes]) -> list[str]:
+    def write_files(self, ep_id: str, files: dict[str, bytes | SpoolFile]) -> list[str]:
         """Write an asset's files; image files first and manifest files last, so a manifest never
         names a crop that is not there yet. Returns their URIs."""
         names = sorted(files, key=lambda n: (not n.startswith(IMAGE_PREFIXES), n))

@@ -186,3 +186,19 @@ def test_coverage_follows_real_frame_times_and_stops_at_cuts():
     # frame 0 stands for 0-1 (0.2 s); frame 2 for 2-3, cut before 4 (0.13 s);
     # frame 4 for 4-5 (0.06 s); frame 6 is the last frame, as long as the one before (0.03 s)
     assert dur == pytest.approx([0.2, 0.13, 0.06, 0.03])
+
+
+def test_npy_rows_round_trip_without_holding_the_array(tmp_path):
+    from screenalytics_assets.core.artifacts import NpyRows, spool_array
+
+    rows = spool_array(tmp_path, (5, 4, 3), np.uint8)
+    for i in range(5):
+        rows[i] = np.full((4, 3), i, np.uint8)
+    saved = np.load(rows.path)
+    assert saved.shape == (5, 4, 3) and saved[:, 0, 0].tolist() == [0, 1, 2, 3, 4]
+    back = NpyRows(rows.path)
+    assert len(back) == 5 and back.dtype == np.uint8
+    assert np.array_equal(back[1:3], saved[1:3]) and np.array_equal(back[-1], saved[4])
+    assert np.array_equal(np.asarray(back), saved)
+    with pytest.raises(ValueError, match="row shape"):
+        rows[0] = np.zeros((2, 2), np.uint8)

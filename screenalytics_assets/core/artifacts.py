@@ -32,7 +32,7 @@ from .video import VideoInfo
 
 Reader = Callable[[str], bytes]
 """``read(name) -> bytes``. A reader may also have ``read.path(name) -> Path``, a local copy of
-the file, which loaders use to memory-map large arrays instead of reading them whole."""
+the file, which loaders use to read large arrays row by row instead of whole."""
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,78 @@ class SpoolFile:
     path: Path
 
 
-def spool_array(folder: str | os.PathLike, shape: tuple[int, ...], dtype) -> np.memmap:
-    """A zero-filled ``.npy`` array backed by a new temporary file in ``folder`` (see
-    :class:`SpoolFile`); write into it, then return it from the asset. An empty shape gives an
-    ordinary in-memory array (an empty file cannot be memory-mapped)."""
-    if 0 in shape:
-        return np.zeros(shape, dtype)
+class NpyRows:
+    """Rows of a C-ordered ``.npy`` file read or written on demand with positional reads and
+    writes, for arrays too large to hold in memory.
+
+    Unlike ``np.memmap``, it maps nothing, so the pages it touches do not stay in the process's
+    resident memory: memory use is the rows in hand. Supports ``len()``, ``shape``, ``dtype``,
+    ``rows[i]``, ``rows[a:b]`` (a new array) and ``rows[i] = row``.
+
+    Args:
+        path: the ``.npy`` file. shape, dtype: give both to create it (zero-filled); omit both
+            to open an existing file.
+    """
+
+    def __init__(self, path: str | os.PathLike, shape: tuple[int, ...] | None = None,
+                 dtype=None) -> None:
+        self.path = Path(path)
+        if shape is not None:
+            self.dtype = np.dtype(dtype)
+            self.shape = tuple(int(n) for n in shape)
+            with open(self.path, "wb") as f:
+                np.lib.format.write_array_header_2_0(f, {
+                    "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                    "shape": self.shape})
+                self.offset = f.tell()
+                f.truncate(self.offset + self.dtype.itemsize * int(np.prod(self.shape)))
+        else:
+            with open(self.path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                    else np.lib.format.read_array_header_2_0
+                shape, fortran, self.dtype = read(f)
+                if fortran:
+                    raise ValueError(f"{path}: Fortran-ordered arrays are not supported")
+                self.shape, self.offset = tuple(shape), f.tell()
+        self._row = self.dtype.itemsize * int(np.prod(self.shape[1:]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise IndexError("NpyRows slices take no step")
+            n = max(0, stop - start)
+            with open(self.path, "rb") as f:
+                data = os.pread(f.fileno(), n * self._row, self.offset + start * self._row)
+            return np.frombuffer(data, self.dtype).reshape((n, *self.shape[1:])).copy()
+        i = index + len(self) if index < 0 else index
+        if not 0 <= i < len(self):
+            raise IndexError(index)
+        return self[i:i + 1][0]
+
+    def __setitem__(self, index: int, value) -> None:
+        row = np.ascontiguousarray(value, self.dtype)
+        if row.shape != self.shape[1:]:
+            raise ValueError(f"row shape {row.shape}, expected {self.shape[1:]}")
+        with open(self.path, "r+b") as f:
+            os.pwrite(f.fileno(), row.tobytes(), self.offset + index * self._row)
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self[0:len(self)]
+        return arr.astype(dtype) if dtype is not None else arr
+
+
+def spool_array(folder: str | os.PathLike, shape: tuple[int, ...], dtype) -> NpyRows:
+    """A zero-filled ``.npy`` array in a new temporary file in ``folder``, to fill row by row and
+    return from an asset: storage then moves the file into place (see :class:`SpoolFile`)."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".npy", dir=folder)
     os.close(fd)
-    return np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
+    return NpyRows(name, shape, dtype)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -187,7 +249,7 @@ class FaceSet:
 
     Attributes:
         samples: one row per face. aligned: uint8 [F, 112, 112, 3] BGR ArcFace-aligned crops
-            (an in-memory array, or a memory-mapped one from :func:`spool_array`).
+            (an in-memory array, or :class:`NpyRows` on a file, read or written row by row).
         images: ``{"crops/...jpg" | "thumbs/...jpg": JPEG bytes}`` (empty unless ``save_crops``;
             not loaded back).
     """
@@ -208,19 +270,17 @@ def dump_faces(fs: FaceSet) -> dict[str, bytes]:
              "crop": (f"crops/track_{int(s.track_id[i]):04d}/face_{int(s.face_id[i]):05d}.jpg"
                       if fs.images else None)}
             for i in range(len(s))]
-    aligned = SpoolFile(Path(fs.aligned.filename)) if isinstance(fs.aligned, np.memmap) \
-        and fs.aligned.filename else npy_bytes(fs.aligned)
-    if isinstance(aligned, SpoolFile):
-        fs.aligned.flush()
+    aligned = SpoolFile(fs.aligned.path) if isinstance(fs.aligned, NpyRows) \
+        else npy_bytes(fs.aligned)
     return {"faces.jsonl": jsonl_bytes(rows), "faces_aligned.npy": aligned,
             **fs.images}
 
 
 def load_faces(read: Reader) -> FaceSet:
     rows = read_jsonl(read("faces.jsonl"))
-    # memory-mapped when the reader has a local copy: crops are read batch by batch
+    # read row by row from a local copy when the reader has one: crops are read batch by batch
     path = getattr(read, "path", None)
-    aligned = np.load(path("faces_aligned.npy"), mmap_mode="r") if path and rows \
+    aligned = NpyRows(path("faces_aligned.npy")) if path \
         else read_npy(read("faces_aligned.npy"))
 
     def col(name, dtype, shape=None):

@@ -123,8 +123,8 @@ def extract_faces(
             quality face), keyed ``crops/track_{tid:04d}/face_{fid:05d}.jpg`` and
             ``thumbs/track_{tid:04d}.jpg``.
         thumb_size: thumbnail side in px. jpeg_quality: 1-100.
-        out: uint8 [F, 112, 112, 3] array to fill (e.g. a memory-mapped spool file, so the crops
-            of a long episode need not fit in memory); a new in-memory array when omitted.
+        out: uint8 [F, 112, 112, 3] array to fill, in memory or on disk (``NpyRows``, so the
+            crops of a long episode need not fit in memory); a new in-memory array when omitted.
 
     Returns:
         ``(aligned uint8 [F, 112, 112, 3] BGR, {name: JPEG bytes})``.
@@ -134,7 +134,7 @@ def extract_faces(
     """
     shape = (len(samples), ALIGNED_SIZE, ALIGNED_SIZE, 3)
     aligned = np.zeros(shape, np.uint8) if out is None else out
-    if aligned.shape != shape:
+    if tuple(aligned.shape) != shape:
         raise ValueError(f"out has shape {aligned.shape}, expected {shape}")
     files: dict[str, bytes] = {}
     by_pts: dict[int, list[int]] = {}
