@@ -32,8 +32,10 @@ from dagster import (
     sensor,
 )
 
+from resources.edits import read_edits
 from resources.dagster_storage import StorageResource
 from resources.storage import ArtifactStore
+from screenalytics_assets.core.review import edits_version
 from screenalytics_assets.core.ep_id import validate_ep_id
 from screenalytics_assets.core.errors import InvalidEpIdError
 from screenalytics_assets.partitions import (
@@ -106,6 +108,11 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
             continue
         if ep_id not in known_episodes and ep_id not in out.new_episodes:
             out.new_episodes.append(ep_id)
+            # a new episode's edits file is observed before its first run, so that a later
+            # review edit makes cast_links and screentime stale (see ensure_edits_observed)
+            out.observations.append(AssetObservation(
+                asset_key=AssetKey("identity_edits"), partition=ep_id,
+                tags={DATA_VERSION_TAG: edits_version(read_edits(store, ep_id))}))
         season = season_of(ep_id)
         if season not in known_seasons and season not in out.new_seasons:
             out.new_seasons.append(season)

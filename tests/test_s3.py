@@ -148,9 +148,11 @@ def test_sensor_requests_a_run_for_the_upload(world, first_upload):
     added = {(r.partitions_def_name, k) for r in data.dynamic_partitions_requests
              for k in r.partition_keys}
     assert added == {(EPISODES_PARTITION, EP1), (SEASONS_PARTITION, SEASON)}
-    (obs,) = data.asset_events
-    assert obs.asset_key == AssetKey("episode_video") and obs.partition == EP1
-    assert obs.tags["dagster/data_version"] == etag == world.store.video_version(EP1)
+    obs = {e.asset_key.to_user_string(): e for e in data.asset_events}
+    assert set(obs) == {"episode_video", "identity_edits"}
+    assert obs["episode_video"].partition == obs["identity_edits"].partition == EP1
+    assert obs["episode_video"].tags["dagster/data_version"] == etag == \
+        world.store.video_version(EP1)
 
 
 def test_same_tick_again_requests_nothing(world, first_upload):
