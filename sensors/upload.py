@@ -32,12 +32,12 @@ from dagster import (
     sensor,
 )
 
-from resources.edits import read_edits
 from resources.dagster_storage import StorageResource
+from resources.edits import read_edits
 from resources.storage import ArtifactStore
-from screenalytics_assets.core.review import edits_version
 from screenalytics_assets.core.ep_id import validate_ep_id
 from screenalytics_assets.core.errors import InvalidEpIdError
+from screenalytics_assets.core.review import edits_version
 from screenalytics_assets.partitions import (
     EPISODES_PARTITION,
     SEASONS_PARTITION,
