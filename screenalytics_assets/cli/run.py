@@ -71,15 +71,14 @@ def run(args) -> int:
     observe_video(instance, store, ep_id)
     ensure_edits_observed(instance, store, ep_id)
     defs = build_definitions(settings, storage=storage)
-    job = defs.resolve_job_def(EPISODE_JOB)
-    keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
     console = Console(stderr=True)
     console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
                   f"{settings.model_pack}, video {store.uri(store.video_key(ep_id))}")
     if args.facebank:
         console.print(f"facebank {show}: " + ", ".join(f"{c} ({n})" for c, n in added.items()))
         execute(defs.resolve_job_def(FACEBANK_JOB), instance, show, None)
-        keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
+    job = defs.resolve_job_def(EPISODE_JOB)
+    keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
     console.print("materializing: " + (", ".join(k.to_user_string() for k in keys) or
                                        "nothing (every asset is up to date)"))
     run_config = {"ops": {k.path[-1]: {"config": {"overrides": overrides}} for k in keys}}
