@@ -124,9 +124,13 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
             samples = select_samples(tracks.tracks, s["max_samples_per_track"])
             spool = spool_array(storage.store().spool_dir(),
                                 (len(samples), ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
-            aligned, images = extract_faces(path, samples, save_crops=s["save_crops"],
-                                            thumb_size=s["thumb_size"],
-                                            jpeg_quality=s["jpeg_quality"], out=spool)
+            try:
+                aligned, images = extract_faces(path, samples, save_crops=s["save_crops"],
+                                                thumb_size=s["thumb_size"],
+                                                jpeg_quality=s["jpeg_quality"], out=spool)
+            except BaseException:
+                spool.path.unlink(missing_ok=True)  # no stray temporary file on failure
+                raise
         stage_metadata(
             context, "faces", s, config, t["seconds"], faces=len(samples),
             tracks=len(tracks.tracks), frames_decoded=len(set(samples.pts.tolist())),
