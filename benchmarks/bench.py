@@ -192,7 +192,7 @@ def main() -> None:
           f"video {args.video.name}; models ci_pack (CPU)")
     p = _child("pipeline", args.video, "recluster")
     rate = p["video_s"] / p["wall_s"]
-    print("\n== pipeline (Dagster, all seven assets)")
+    print("\n== pipeline (Dagster, every episode asset)")
     print(f"video {p['video_s']:.1f} s in {p['wall_s']:.2f} s wall: {rate:.2f} video s / wall s")
     for stage, sec in p["stages"].items():
         print(f"  {stage:<11} {sec:7.3f} s")
