@@ -23,14 +23,10 @@ class Episode:
     """One episode driven through the CLI, counting materializations in the event log."""
 
     def __init__(self, root: Path, monkeypatch):
+        """``root``: a folder prepared by the ``cli_env`` fixture."""
         self.root = root
         self.settings = root / "settings.yaml"
         self.settings.write_text(DEFAULT_SETTINGS_PATH.read_text())
-        home = root / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        monkeypatch.setenv("SCREENALYTICS_DATA_ROOT", str(root / "data"))
-        monkeypatch.setenv("DAGSTER_HOME", str(home))
         monkeypatch.setenv("SCREENALYTICS_SETTINGS", str(self.settings))
         self.counts = self._counts()
 
@@ -55,8 +51,8 @@ class Episode:
 
 
 @pytest.fixture
-def episode(tmp_path, monkeypatch):
-    ep = Episode(tmp_path, monkeypatch)
+def episode(cli_env, monkeypatch):
+    ep = Episode(cli_env, monkeypatch)
     assert ep.run(str(HAMILTON)) == ALL
     return ep
 

@@ -150,15 +150,16 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
                 context.log.warning(
                     f"show {show!r} has no facebank: every identity stays unknown. Add one with "
                     f"`screenalytics facebank add {show} CAST_ID PHOTO...`")
+            cast_ids = all_cast_ids(fb) if fb else []
             ids = [i.identity_id for i in identities.identities]
             auto = link_identities(ids, identities.centroids, fb, s["cast_link_thresh"])
             raw = read_edits(store, ep_id)
             edits = parse_edits(raw, store.file_uri(ep_id, EDITS_FILE))
             spans = {tr.track_id: (tr.start_frame, tr.end_frame) for tr in tracks.tracks}
             review = apply_edits([(i.identity_id, i.track_ids) for i in identities.identities],
-                                 auto, edits, spans, all_cast_ids(fb) if fb else None)
+                                 auto, edits, spans, cast_ids if fb else None)
             result = CastLinks(ep_id, show, "ok" if fb else "missing",
-                               all_cast_ids(fb) if fb else [], s["cast_link_thresh"], auto,
+                               cast_ids, s["cast_link_thresh"], auto,
                                review, edits_version(raw))
         for skip in review.skipped:
             context.log.warning(f"review edit {skip['index']} ({skip['op']}) not applied: "
