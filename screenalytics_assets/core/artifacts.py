@@ -78,6 +78,7 @@ class NpyRows:
                     raise ValueError(f"{path}: Fortran-ordered arrays are not supported")
                 self.shape, self.offset = tuple(shape), f.tell()
         self._row = self.dtype.itemsize * int(np.prod(self.shape[1:]))
+        self._writer = None  # opened on the first write, kept until close()
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -100,8 +101,18 @@ class NpyRows:
         row = np.ascontiguousarray(value, self.dtype)
         if row.shape != self.shape[1:]:
             raise ValueError(f"row shape {row.shape}, expected {self.shape[1:]}")
-        with open(self.path, "r+b") as f:
-            os.pwrite(f.fileno(), row.tobytes(), self.offset + index * self._row)
+        if self._writer is None:
+            self._writer = open(self.path, "r+b")
+        os.pwrite(self._writer.fileno(), row.tobytes(), self.offset + index * self._row)
+
+    def close(self) -> None:
+        """Close the write handle (reads open the file per call)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __del__(self) -> None:
+        self.close()
 
     def __array__(self, dtype=None, copy=None):
         arr = self[0:len(self)]
@@ -270,8 +281,11 @@ def dump_faces(fs: FaceSet) -> dict[str, bytes]:
              "crop": (f"crops/track_{int(s.track_id[i]):04d}/face_{int(s.face_id[i]):05d}.jpg"
                       if fs.images else None)}
             for i in range(len(s))]
-    aligned = SpoolFile(fs.aligned.path) if isinstance(fs.aligned, NpyRows) \
-        else npy_bytes(fs.aligned)
+    if isinstance(fs.aligned, NpyRows):
+        fs.aligned.close()
+        aligned = SpoolFile(fs.aligned.path)
+    else:
+        aligned = npy_bytes(fs.aligned)
     return {"faces.jsonl": jsonl_bytes(rows), "faces_aligned.npy": aligned,
             **fs.images}
 
