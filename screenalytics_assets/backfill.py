@@ -17,6 +17,7 @@ from dagster._time import get_current_timestamp
 
 from .core.errors import ScreenalyticsError
 from .partitions import episode_partitions, season_episodes, season_key, season_partitions
+from .staleness import episode_asset_keys
 
 SEASON_ASSET = AssetKey("season_screentime")
 
@@ -33,13 +34,6 @@ class SeasonBackfill:
     season: str
     episodes: list[str]
     assets: list[AssetKey]
-
-
-def episode_asset_keys(defs: Definitions) -> list[AssetKey]:
-    """Materializable assets partitioned by episode (the episode job's assets), sorted."""
-    graph = defs.resolve_asset_graph()
-    return sorted(k for k in graph.materializable_asset_keys
-                  if graph.get(k).partitions_def == episode_partitions)
 
 
 def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: str, season: int,
