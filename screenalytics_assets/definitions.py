@@ -28,6 +28,7 @@ from sensors.upload import upload_sensor_for
 
 from .assets.cast import build_cast_assets, identity_edits
 from .assets.episode import build_episode_assets, episode_video
+from .assets.presentation import with_catalog_attributes
 from .assets.season import build_season_assets
 from .checks import ASSET_CHECKS
 from .partitions import episode_partitions, season_partitions, show_partitions
@@ -86,7 +87,8 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
         FACEBANK_JOB, selection=AssetSelection.assets(facebank), partitions_def=show_partitions,
         description="The facebank (cast reference embeddings) of one show partition.")
     return Definitions(
-        assets=[episode_video, identity_edits, facebank, *episode_assets, *season_assets],
+        assets=with_catalog_attributes(
+            [episode_video, identity_edits, facebank, *episode_assets, *season_assets], backend),
         asset_checks=ASSET_CHECKS,
         jobs=[episode_job, season_job, facebank_job],
         sensors=[upload_sensor_for(backend, EPISODE_JOB), automation_sensor(episode_assets)],

@@ -43,10 +43,10 @@ CODE_REVISIONS: dict[str, str] = {
     "faces": "1",
     "embeddings": "1",
     "identities": "1",
-    "track_reps": "1",
+    "track_reps": "2",
     "facebank": "1",
     "cast_links": "1",
-    "screentime": "2",
+    "screentime": "3",
 }
 
 PACK_KEYS = ("cluster_thresh", "min_identity_sim", "cast_link_thresh")

@@ -3,7 +3,6 @@ track_reps, and screentime (from the reviewed, cast-linked identities of ``cast_
 partition per ep_id."""
 
 
-import base64
 from collections import Counter
 
 import numpy as np
@@ -34,15 +33,16 @@ from ..core.artifacts import (
 from ..core.clustering import ClusteringParams, cluster_tracks, track_embeddings
 from ..core.detect import EpisodeScan, scan_episode
 from ..core.embedding import embed_faces
-from ..core.reps import track_representatives
+from ..core.reps import rep_thumbnails, track_representatives
 from ..core.plots import screentime_chart
 from ..core.sampling import ALIGNED_SIZE, extract_faces, select_samples
-from ..core.screentime import identity_seconds, screen_time
+from ..core.screentime import identity_seconds, person_segments, screen_time
 from ..core.tracking import TrackingParams, track_detections
 from ..partitions import EPISODES_PARTITION, episode_partitions
 from ..progress import reporter
 from ..settings import Settings
 from .common import StageConfig, effective_settings, preview, stage_kwargs, stage_metadata, timed
+from .presentation import screentime_metadata
 
 
 @observable_source_asset(
@@ -191,15 +191,16 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
         with timed() as t:
             c = identities.to_clustering(*_track_embeddings(embeddings, tracks))
             reps = track_representatives(tracks.tracks, faces.samples, embeddings.vectors, c)
+            thumbs = rep_thumbnails(reps, faces.samples.face_id, faces.aligned)
             summary = {
                 "tracks": len(reps),
                 "mean_sim": round(float(np.mean([r.mean_sim for r in reps])), 4) if reps else 0,
                 "low_consistency_tracks": [r.track_id for r in reps
                                            if r.n_faces > 1 and r.min_sim < 0.3],
             }
-        stage_metadata(context, "track_reps", {}, config, t["seconds"], **{
+        stage_metadata(context, "track_reps", {}, config, t["seconds"], thumbnails=len(thumbs), **{
             k: (MetadataValue.json(v) if isinstance(v, list) else v) for k, v in summary.items()})
-        return TrackRepSet(reps, summary)
+        return TrackRepSet(reps, summary, thumbs)
 
     @asset(**stage_kwargs(settings, "screentime", "Seconds on screen per person: the union of "
                           "their tracks' intervals (stride-aware), after review, with cast ids; "
@@ -212,22 +213,21 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
         with timed() as t:
             by_id = {tr.track_id: tr for tr in tracks.tracks}
             reviewed = cast_links.reviewed()
+            members = {i.identity_id: [by_id[x] for x in i.track_ids] for i in reviewed}
             people = screen_time(
-                {i.identity_id: [by_id[x] for x in i.track_ids] for i in reviewed},
-                tracks.video.duration_s,
+                members, tracks.video.duration_s,
                 cast_ids={i.identity_id: i.cast_id for i in reviewed},
                 names={i.identity_id: i.name for i in reviewed})
             png = screentime_chart(context.partition_key, tracks.video.duration_s, people)
             report = ScreenTimeReport(context.partition_key, tracks.video.fps,
                                       tracks.video.duration_s, people, cast_links.cast_ids,
-                                      cast_links.review.skipped, {"screentime.png": png})
-        image = base64.b64encode(png).decode()
+                                      cast_links.review.skipped, {"screentime.png": png},
+                                      person_segments(people, members, tracks.video.duration_s))
         stage_metadata(context, "screentime", {}, config, t["seconds"], people=len(people),
+                       segments=len(report.segments),
                        duration_s=round(tracks.video.duration_s, 3),
-                       chart=MetadataValue.md(f"![screen time](data:image/png;base64,{image})"),
-                       cast_seconds=MetadataValue.json(report.cast_seconds()),
                        skipped_edits=MetadataValue.json(report.skipped_edits),
-                       screen_time=preview(report.rows(), 50))
+                       **screentime_metadata(report, png))
         return report
 
     return [detections, tracks, faces, embeddings, identities, track_reps, screentime]

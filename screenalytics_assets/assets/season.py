@@ -18,6 +18,7 @@ from ..core.artifacts import load_screentime
 from ..core.errors import ArtifactError
 from ..core.season import TOTAL, season_files, season_table
 from ..partitions import parse_season_key, season_episodes, season_partitions
+from .presentation import season_metadata
 
 
 def build_season_assets(episode_assets: list[AssetsDefinition]) -> list[AssetsDefinition]:
@@ -70,6 +71,7 @@ def build_season_assets(episode_assets: list[AssetsDefinition]) -> list[AssetsDe
                 store.uri(store.season_key(show, season, "season_screentime.csv"))),
             "chart": MetadataValue.path(
                 store.uri(store.season_key(show, season, "season_screentime.png"))),
+            **season_metadata(table, files["season_screentime.png"]),
         })
 
     return [season_screentime]

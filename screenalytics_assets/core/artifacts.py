@@ -25,7 +25,7 @@ from .detect import Detections, EpisodeScan
 from .reps import TrackRep
 from .review import ReviewedIdentity, ReviewResult
 from .sampling import FaceSamples
-from .screentime import PersonTime
+from .screentime import PersonTime, Segment
 from .shots import Shot
 from .tracking import Track
 from .video import VideoInfo
@@ -399,10 +399,15 @@ def load_identities(read: Reader) -> IdentitySet:
 # ---------------------------------------------------------------------------- track reps
 @dataclass
 class TrackRepSet:
-    """Per-track representatives and metrics, and an episode summary."""
+    """Per-track representatives and metrics, and an episode summary.
+
+    ``images``: the representative thumbnails (``thumbs/reps/track_NNNN.jpg`` -> JPEG bytes,
+    see ``core.reps.rep_thumbnails``); written, not loaded back.
+    """
 
     reps: list[TrackRep]
     summary: dict[str, Any]
+    images: dict[str, bytes] = field(default_factory=dict)
 
 
 def dump_track_reps(s: TrackRepSet) -> dict[str, bytes]:
@@ -411,7 +416,8 @@ def dump_track_reps(s: TrackRepSet) -> dict[str, bytes]:
     metrics = {"summary": s.summary,
                "tracks": {str(r["track_id"]): {k: v for k, v in r.items() if k != "track_id"}
                           for r in rows}}
-    return {"track_reps.jsonl": jsonl_bytes(rows), "track_metrics.json": json_bytes(metrics)}
+    return {"track_reps.jsonl": jsonl_bytes(rows), "track_metrics.json": json_bytes(metrics),
+            **s.images}
 
 
 def load_track_reps(read: Reader) -> TrackRepSet:
@@ -484,12 +490,20 @@ class ScreenTimeReport:
     cast_ids: list[str] = field(default_factory=list)
     skipped_edits: list[dict] = field(default_factory=list)
     extra_files: dict[str, bytes] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)
 
     def rows(self) -> list[dict]:
         return [{"identity_id": p.identity_id, "name": p.name, "cast_id": p.cast_id,
                  "seconds": _r(p.seconds, 3), "n_tracks": p.n_tracks,
                  "first_ts": _r(p.first_ts, 3), "last_ts": _r(p.last_ts, 3)}
                 for p in self.people]
+
+    def labelled_rows(self) -> list[dict]:
+        """:meth:`rows` with a ``person`` column first: the display name, else the cast id,
+        else ``id_NN`` (never empty), and ``""`` instead of ``None`` for a missing name or cast
+        id, for tables shown to people."""
+        return [{"person": p.label, **{k: ("" if v is None else v) for k, v in row.items()}}
+                for row, p in zip(self.rows(), self.people)]
 
     def cast_seconds(self) -> dict[str, float]:
         """cast id -> seconds on screen, for every cast member (0 when never linked)."""
@@ -501,6 +515,26 @@ class ScreenTimeReport:
 
 
 CSV_COLUMNS = ("identity_id", "name", "cast_id", "seconds", "n_tracks", "first_ts", "last_ts")
+SEGMENT_COLUMNS = ("person", "identity_id", "cast_id", "name", "start_s", "end_s", "shot_id",
+                   "track_ids")
+
+
+def segments_files(segments: list[Segment]) -> dict[str, bytes]:
+    """``segments.json`` (a list of :meth:`Segment.to_dict`) and ``segments.csv`` (track ids
+    joined by spaces, empty cells for no name or cast id)."""
+    rows = [s.to_dict() for s in segments]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SEGMENT_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: (" ".join(map(str, row[k])) if k == "track_ids"
+                        else "" if row[k] is None else row[k]) for k in SEGMENT_COLUMNS})
+    return {"segments.json": json_bytes(rows), "segments.csv": buf.getvalue().encode()}
+
+
+def load_segments(read: Reader) -> list[Segment]:
+    """The segments of ``segments.json`` (see :func:`segments_files`)."""
+    return [Segment(**r) for r in json.loads(read("segments.json"))]
 
 
 def dump_screentime(r: ScreenTimeReport) -> dict[str, bytes]:
@@ -514,7 +548,7 @@ def dump_screentime(r: ScreenTimeReport) -> dict[str, bytes]:
     for row in r.rows():
         w.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_COLUMNS})
     return {"screentime.json": json_bytes(doc), "screentime.csv": buf.getvalue().encode(),
-            **r.extra_files}
+            **segments_files(r.segments), **r.extra_files}
 
 
 def load_screentime(read: Reader) -> ScreenTimeReport:
@@ -548,5 +582,6 @@ CODECS: dict[str, Codec] = {
     "track_reps": Codec(("track_reps.jsonl", "track_metrics.json"), dump_track_reps,
                         load_track_reps),
     "cast_links": Codec(("cast_links.json",), dump_cast_links, load_cast_links),
-    "screentime": Codec(("screentime.json", "screentime.csv"), dump_screentime, load_screentime),
+    "screentime": Codec(("screentime.json", "screentime.csv", "segments.json", "segments.csv"),
+                        dump_screentime, load_screentime),
 }

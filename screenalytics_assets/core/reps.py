@@ -78,3 +78,43 @@ def track_representatives(tracks: list[Track], faces: FaceSamples, embeddings: n
             identity_sim=float(temb @ clustering.centroids[label]), mean_score=float(t.score.mean()),
             best_quality=best_q))
     return reps
+
+
+#: JPEG quality of the representative thumbnails: small files (about 3-5 KB at 112x112).
+REP_THUMB_QUALITY = 85
+
+
+def rep_thumb_name(track_id: int) -> str:
+    """Artifact file name of a track's representative thumbnail:
+    ``thumbs/reps/track_{track_id:04d}.jpg``."""
+    return f"thumbs/reps/track_{int(track_id):04d}.jpg"
+
+
+def rep_thumbnails(reps: list[TrackRep], face_ids: np.ndarray, aligned,
+                   quality: int = REP_THUMB_QUALITY) -> dict[str, bytes]:
+    """The representative face of every track as a small JPEG, for review pages.
+
+    The image is the face's ArcFace-aligned crop (already in hand, so no frame is decoded
+    again), written whatever ``save_crops`` says.
+
+    Args:
+        reps: from :func:`track_representatives`. face_ids: int64 [F], face id of each row of
+            ``aligned``. aligned: uint8 [F, 112, 112, 3] BGR (array or ``NpyRows``).
+        quality: JPEG quality 1-100.
+
+    Returns:
+        ``{rep_thumb_name(track_id): JPEG bytes}`` for every track with a sampled face.
+    """
+    import cv2
+
+    row = {int(f): i for i, f in enumerate(np.asarray(face_ids).tolist())}
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    out = {}
+    for r in reps:
+        if r.rep_face_id < 0 or r.rep_face_id not in row:
+            continue
+        ok, buf = cv2.imencode(".jpg", np.asarray(aligned[row[r.rep_face_id]], np.uint8), params)
+        if not ok:
+            raise ValueError(f"JPEG encoding of track {r.track_id}'s thumbnail failed")
+        out[rep_thumb_name(r.track_id)] = buf.tobytes()
+    return out

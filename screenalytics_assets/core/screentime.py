@@ -102,3 +102,63 @@ def identity_seconds(tracks: list[Track], duration_s: float) -> float:
     """Seconds on screen of a group of tracks (the union of their intervals)."""
     return total_seconds(union_intervals(
         [i for t in tracks for i in track_intervals(t, duration_s)], duration_s))
+
+
+@dataclass
+class Segment:
+    """One continuous appearance of a person within one shot.
+
+    The way video-analysis services report appearances (a person, a start and an end): the
+    union of the person's track intervals inside one shot, split wherever nobody of theirs is on
+    screen. Tracks never cross a shot cut, so a segment never does either.
+
+    Attributes:
+        person: the cast id when linked, else ``id_NN`` (the identity).
+        identity_id: the reviewed identity. cast_id: linked cast member or ``None``.
+        name: display name from review, or ``None``.
+        start_s, end_s: seconds from the start of the episode (``end_s`` exclusive).
+        shot_id: the shot it lies in. track_ids: the person's tracks on screen in it (sorted).
+    """
+
+    person: str
+    identity_id: int
+    cast_id: str | None
+    name: str | None
+    start_s: float
+    end_s: float
+    shot_id: int
+    track_ids: list[int]
+
+    def to_dict(self) -> dict:
+        return {"person": self.person, "identity_id": self.identity_id, "cast_id": self.cast_id,
+                "name": self.name, "start_s": round(self.start_s, 3),
+                "end_s": round(self.end_s, 3), "shot_id": self.shot_id,
+                "track_ids": self.track_ids}
+
+
+def person_segments(people: list[PersonTime], tracks_by_identity: dict[int, list[Track]],
+                    duration_s: float) -> list[Segment]:
+    """Every person's appearances as time-sorted segments.
+
+    Args:
+        people: from :func:`screen_time` (gives the person's cast id and name).
+        tracks_by_identity: identity id -> its tracks (as given to :func:`screen_time`).
+        duration_s: episode duration (s); no segment passes it.
+
+    Returns:
+        Segments sorted by ``start_s``, then person. The segments of one person add up to
+        that person's ``seconds`` (the same union of intervals, cut at shot boundaries).
+    """
+    out: list[Segment] = []
+    for p in people:
+        by_shot: dict[int, list[tuple[float, float, int]]] = {}
+        for t in tracks_by_identity.get(p.identity_id, []):
+            for a, b in track_intervals(t, duration_s):
+                by_shot.setdefault(int(t.shot_id), []).append((a, b, t.track_id))
+        person = p.cast_id or f"id_{p.identity_id:02d}"
+        for shot, parts in by_shot.items():
+            for a, b in union_intervals([(a, b) for a, b, _ in parts], duration_s):
+                ids = sorted({tid for x, y, tid in parts if x < b and y > a})
+                out.append(Segment(person, p.identity_id, p.cast_id, p.name, a, b, shot, ids))
+    out.sort(key=lambda s: (s.start_s, s.person, s.end_s))
+    return out
