@@ -11,7 +11,7 @@ import json
 
 from dagster import AssetKey
 
-from resources.edits import add_edit, clear_edits, current_review, read_edits
+from resources.edits import add_edit, clear_edits, current_review, read_edits, undo_last_edit
 from resources.storage import LocalStore
 
 from ..assets.cast import record_edits_version
@@ -54,6 +54,7 @@ def register(sub) -> None:
     o = ops.add_parser("unlink", help="mark an identity as no cast member")
     o.add_argument("identity", type=int)
     ops.add_parser("show", help="print the identities after review and the edits")
+    ops.add_parser("undo", help="remove the last edit")
     ops.add_parser("clear", help="delete every edit of the episode")
     p.set_defaults(func=run)
 
@@ -72,6 +73,9 @@ def run(args) -> int:
         return 0
     if args.op == "clear":
         clear_edits(store, ep_id)
+    elif args.op == "undo":
+        edit, _ = undo_last_edit(store, ep_id)
+        print(f"{ep_id}: removed the last edit ({edit['op']})")
     else:
         op = args.op.replace("-", "_")
         kw = {k: getattr(args, k) for k in ("identity", "source", "target", "track", "name",
