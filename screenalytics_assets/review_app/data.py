@@ -1,0 +1,298 @@
+"""What the review pages show, read from storage and the Dagster instance (no web framework here).
+
+Everything is read from the materialized artifacts and the edits file: identities after the
+reviewer's edits (``resources.edits.current_review``, the same code the CLI uses), screen time and
+segments from ``screentime``, representative thumbnails from ``track_reps``. Nothing is computed
+that an asset computes: when edits are newer than ``cast_links``/``screentime`` the page says so
+and a Dagster run brings them up to date.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from resources.edits import current_review, read_edits
+from resources.storage import ArtifactStore
+
+from ..core.artifacts import load_segments
+from ..core.ep_id import validate_ep_id
+from ..core.errors import ScreenalyticsError
+from ..core.reps import rep_thumb_name
+from ..core.review import edits_version
+from ..core.screentime import Segment
+from ..partitions import EPISODES_PARTITION, SEASONS_PARTITION, parse_season_key
+
+#: Track thumbnails per page of an identity card.
+PAGE_SIZE = 24
+
+
+class NotFoundError(ScreenalyticsError):
+    """An episode, identity or track the URL names does not exist (HTTP 404)."""
+
+
+class NotMaterializedError(ScreenalyticsError):
+    """The episode is registered but its assets were not materialized yet (HTTP 409)."""
+
+
+@dataclass
+class Card:
+    """One identity as the page shows it.
+
+    Attributes:
+        identity_id, name, cast_id, link_source, score: as after review (``ReviewedIdentity``).
+        label: the name, else the cast id, else ``id_NN``.
+        suggestions: ranked ``{"cast_id", "score"}``. seconds: screen time from the last
+            materialized ``screentime`` (``None`` when this identity is not in it yet).
+        track_ids: every track, sorted.
+    """
+
+    identity_id: int
+    label: str
+    name: str | None
+    cast_id: str | None
+    link_source: str | None
+    score: float | None
+    suggestions: list[dict]
+    seconds: float | None
+    track_ids: list[int]
+
+    def page(self, n: int) -> list[int]:
+        """Track ids of page ``n`` (1-based)."""
+        return self.track_ids[(n - 1) * PAGE_SIZE:n * PAGE_SIZE]
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.track_ids) // PAGE_SIZE))
+
+
+@dataclass
+class EpisodeView:
+    """An episode's review page.
+
+    Attributes:
+        version: data version of the edits file the page was built from (sent back with every
+            edit, so an edit made on a stale page is refused).
+        applied_version: edits version ``cast_links`` was last materialized with (``None``:
+            not materialized); ``stale`` when it differs from ``version``.
+        duration_s: episode length (s). segments: time-sorted appearances (may be empty).
+        cast_ids: the show's facebank (``[]`` when it has none). edits: the edits, in order.
+        skipped: edits that no longer apply, with the reason.
+    """
+
+    ep_id: str
+    cards: list[Card]
+    version: str
+    applied_version: str | None
+    duration_s: float
+    segments: list[Segment]
+    cast_ids: list[str]
+    edits: list[dict]
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def stale(self) -> bool:
+        return self.applied_version != self.version
+
+    def timeline(self) -> list[dict]:
+        """Per person (page order): ``{"person", "identity_id", "segments"}`` (``person``: the
+        card's label, so a rename shows before screentime is re-materialized), each segment with
+        ``left``/``width`` in percent of the episode for drawing."""
+        d = max(self.duration_s, 1e-6)
+        rows: dict[int, dict] = {}
+        order = {c.identity_id: i for i, c in enumerate(self.cards)}
+        labels = {c.identity_id: c.label for c in self.cards}
+        for s in self.segments:
+            row = rows.setdefault(s.identity_id, {"person": labels.get(s.identity_id, s.person),
+                                                  "identity_id": s.identity_id, "segments": []})
+            row["segments"].append({"start_s": s.start_s, "end_s": s.end_s, "shot_id": s.shot_id,
+                                    "track_ids": s.track_ids, "left": 100 * s.start_s / d,
+                                    "width": max(0.4, 100 * (s.end_s - s.start_s) / d)})
+        return sorted(rows.values(), key=lambda r: order.get(r["identity_id"], 1 << 30))
+
+
+def check_episode(instance: DagsterInstance, ep_id: str) -> str:
+    """A valid, registered ep_id.
+
+    Raises:
+        InvalidEpIdError: bad grammar. NotFoundError: not a registered episode partition.
+    """
+    ep_id = validate_ep_id(ep_id)
+    if not instance.has_dynamic_partition(EPISODES_PARTITION, ep_id):
+        raise NotFoundError(
+            f"episode {ep_id!r} is not registered; process it first with `screenalytics run "
+            f"VIDEO --ep-id {ep_id}` (or upload videos/{ep_id}/episode.mp4 for the sensor)")
+    return ep_id
+
+
+def _read_json(store: ArtifactStore, ep_id: str, name: str) -> dict | list | None:
+    key = store.artifact_key(ep_id, name)
+    return json.loads(store.get(key)) if store.exists(key) else None
+
+
+def episode_view(store: ArtifactStore, instance: DagsterInstance, ep_id: str) -> EpisodeView:
+    """The review page of a registered episode.
+
+    Raises:
+        InvalidEpIdError, NotFoundError: see :func:`check_episode`.
+        NotMaterializedError: identities (or tracks) were not materialized yet.
+        ReviewError: the edits file is malformed.
+    """
+    ep_id = check_episode(instance, ep_id)
+    for name in ("identities.json", "tracks_meta.json"):
+        if not store.exists(store.artifact_key(ep_id, name)):
+            raise NotMaterializedError(
+                f"episode {ep_id} has not been materialized yet ({name} is missing): run "
+                f"`screenalytics run --ep-id {ep_id}` or materialize it in the Dagster UI, then "
+                "reload this page")
+    review, _, cast_ids = current_review(store, ep_id)
+    raw = read_edits(store, ep_id)
+    links = _read_json(store, ep_id, "cast_links.json")
+    report = _read_json(store, ep_id, "screentime.json")
+    seconds = {p["identity_id"]: p["seconds"] for p in (report or {}).get("people", [])}
+    meta = json.loads(store.read_file(ep_id, "tracks_meta.json"))
+    segments = (load_segments(lambda n: store.read_file(ep_id, n))
+                if store.exists(store.artifact_key(ep_id, "segments.json")) else [])
+    cards = [Card(i.identity_id, i.name or i.cast_id or f"id_{i.identity_id:02d}", i.name,
+                  i.cast_id, i.link_source, i.score, i.suggestions[:5],
+                  seconds.get(i.identity_id), i.track_ids) for i in review.identities]
+    cards.sort(key=lambda c: (-(c.seconds or 0.0), c.identity_id))
+    edits = json.loads(raw).get("edits", []) if raw else []
+    return EpisodeView(ep_id, cards, edits_version(raw),
+                       links.get("edits_version") if links else None,
+                       float(meta["video"]["duration_s"]), segments, cast_ids or [], edits,
+                       review.skipped)
+
+
+@dataclass
+class TrackView:
+    """One track: its span, its sampled faces and the identity it is in now."""
+
+    ep_id: str
+    track_id: int
+    shot_id: int
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+    face_ids: list[int]
+    identity_id: int
+    identity_label: str
+    identities: list[tuple[int, str]]
+    version: str
+
+
+def track_view(store: ArtifactStore, instance: DagsterInstance, ep_id: str,
+               track_id: int) -> TrackView:
+    """A track's page.
+
+    Raises:
+        NotFoundError: no such track, or it was deleted by an edit (names the fix).
+        NotMaterializedError: see :func:`episode_view`.
+    """
+    view = episode_view(store, instance, ep_id)
+    tracks = {json.loads(line)["track_id"]: json.loads(line) for line in
+              store.read_file(view.ep_id, "tracks.jsonl").decode().splitlines() if line.strip()}
+    if track_id not in tracks:
+        raise NotFoundError(f"episode {view.ep_id} has no track {track_id} (it has tracks "
+                            f"0-{len(tracks) - 1})")
+    owner = next((c for c in view.cards if track_id in c.track_ids), None)
+    if owner is None:
+        raise NotFoundError(
+            f"track {track_id} of {view.ep_id} was deleted by a review edit; undo that edit on "
+            "the episode page to bring it back")
+    t = tracks[track_id]
+    faces = [json.loads(line) for line in store.read_file(
+        view.ep_id, "faces.jsonl").decode().splitlines() if line.strip()]
+    return TrackView(view.ep_id, track_id, t["shot_id"], t["start_frame"], t["end_frame"],
+                     t["start_ts"], t["end_ts"],
+                     [f["face_id"] for f in faces if f["track_id"] == track_id],
+                     owner.identity_id, owner.label,
+                     [(c.identity_id, c.label) for c in view.cards], view.version)
+
+
+def thumb_key(store: ArtifactStore, ep_id: str, track_id: int) -> str:
+    """Storage key of a track's representative thumbnail (see ``core.reps.rep_thumb_name``)."""
+    return store.artifact_key(ep_id, rep_thumb_name(track_id))
+
+
+def face_jpeg(store: ArtifactStore, ep_id: str, face_id: int) -> bytes:
+    """A sampled face's aligned 112x112 crop as JPEG (from ``faces_aligned.npy``, read one
+    row).
+
+    Raises:
+        NotFoundError: no such face.
+    """
+    import cv2
+    import numpy as np
+
+    from ..core.artifacts import NpyRows
+
+    ids = [json.loads(line)["face_id"] for line in store.read_file(
+        ep_id, "faces.jsonl").decode().splitlines() if line.strip()]
+    if face_id not in ids:
+        raise NotFoundError(f"episode {ep_id} has no face {face_id}")
+    rows = NpyRows(store.local_file(ep_id, "faces_aligned.npy"))
+    ok, buf = cv2.imencode(".jpg", np.asarray(rows[ids.index(face_id)]),
+                           [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes()
+
+
+@dataclass
+class EpisodeRow:
+    """A row of the episode list: ``status`` is ``materialized``, ``stale`` (edits not yet in
+    screen time), ``running`` or ``not materialized``."""
+
+    ep_id: str
+    status: str
+    people: int | None
+
+
+def episodes_in_flight(instance: DagsterInstance) -> set[str]:
+    """Partitions (ep_ids) with a run queued or in progress on the instance, whoever started
+    it (the app, the CLI, the sensor, the Dagster UI)."""
+    runs = instance.get_runs(RunsFilter(statuses=[
+        DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED]))
+    return {r.tags["dagster/partition"] for r in runs if "dagster/partition" in r.tags}
+
+
+def episode_rows(store: ArtifactStore, instance: DagsterInstance,
+                 running: set[str]) -> list[EpisodeRow]:
+    """Every registered episode with its status; ``running``: episodes with a run in flight."""
+    rows = []
+    for ep in sorted(instance.get_dynamic_partitions(EPISODES_PARTITION)):
+        try:
+            validate_ep_id(ep)
+        except ScreenalyticsError:
+            continue
+        report = _read_json(store, ep, "screentime.json")
+        links = _read_json(store, ep, "cast_links.json")
+        if ep in running:
+            status = "running"
+        elif report is None or links is None:
+            status = "not materialized"
+        elif links.get("edits_version") != edits_version(read_edits(store, ep)):
+            status = "stale"
+        else:
+            status = "materialized"
+        rows.append(EpisodeRow(ep, status, len(report["people"]) if report else None))
+    return rows
+
+
+def season_tables(store: ArtifactStore, instance: DagsterInstance) -> list[dict]:
+    """Materialized season roll-ups: ``{"key", "episodes", "people": [{person, total_s,
+    by_episode}]}`` per season partition that has ``season_screentime.json``."""
+    out = []
+    for key in sorted(instance.get_dynamic_partitions(SEASONS_PARTITION)):
+        try:
+            show, season = parse_season_key(key)
+            skey = store.season_key(show, season, "season_screentime.json")
+        except ScreenalyticsError:
+            continue
+        if store.exists(skey):
+            out.append({"key": key, **json.loads(store.get(skey))})
+    return out
+
