@@ -108,11 +108,11 @@ def browser():
         yield driver
 
 
-def screenshot(driver, tmp_path: Path, name: str) -> Path:
+def screenshot(driver, tmp_path: Path, name: str, docs_copy: bool = True) -> Path:
     path = tmp_path / f"{name}.png"
     driver.save_screenshot(str(path))
     docs = os.environ.get("SCREENALYTICS_DOCS_IMG")
-    if docs:  # a 128-colour copy: a third of the size, still legible
+    if docs and docs_copy:  # a 128-colour copy: a third of the size, still legible
         from PIL import Image
 
         Path(docs).mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def wait_rematerialized(driver, timeout: float = REMAT_TIMEOUT) -> None:
         + driver.find_element(By.TAG_NAME, "body").text[:2000])
 
 
-def merge_and_link(app: App, driver, tmp_path: Path, read_json) -> None:
+def merge_and_link(app: App, driver, tmp_path: Path, read_json, docs_copy: bool = True) -> None:
     """The main review flow: merge two unlinked identities by ticking their cards, link the
     result to a cast member by clicking a suggestion; each edit re-materializes through Dagster
     and the page and screentime.json then show the new seconds."""
@@ -171,7 +171,7 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json) -> None:
     driver.get(f"{app.url}/episodes/{app.ep_id}")
     _wait(lambda: cards(driver), 30)
     n = assert_thumbnails_load(driver)
-    screenshot(driver, tmp_path, "review_episode")
+    screenshot(driver, tmp_path, "review_episode", docs_copy)
     view = read_json("cast_links.json")
     unlinked = [i for i in view["identities"] if not i["cast_id"]]
     pick = (unlinked if len(unlinked) >= 2 else view["identities"])[:2]
@@ -181,7 +181,7 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json) -> None:
         driver.find_element(By.CSS_SELECTOR, f"#identity-{ident} input.pick").click()
     driver.find_element(By.ID, "merge-button").click()
     assert _wait(lambda: driver.find_elements(By.ID, "progress"), 30), "no progress shown"
-    screenshot(driver, tmp_path, "review_progress")
+    screenshot(driver, tmp_path, "review_progress", docs_copy)
     wait_rematerialized(driver)
     merged = [i for i, c in cards(driver).items()
               if set(tracks) <= {int(x.get_attribute("data-track")) for x in
@@ -206,7 +206,7 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json) -> None:
     assert f"{row['seconds']:.2f} s" in driver.find_element(
         By.CSS_SELECTOR, f"#identity-{into} .seconds").text
     assert assert_thumbnails_load(driver) == n
-    screenshot(driver, tmp_path, "review_after_merge_and_link")
+    screenshot(driver, tmp_path, "review_after_merge_and_link", docs_copy)
     # the runs were launched on the instance (what the Dagster UI lists)
     runs = app.instance.get_runs(RunsFilter(tags={"screenalytics/source": "review-ui"}))
     assert {r.job_name for r in runs} >= {"episode_job", "season_job"}
@@ -360,7 +360,7 @@ def test_bad_input_gets_a_clear_message(local_app, browser, tmp_path):
     browser.get(f"{app.url}/episodes/{app.ep_id}/tracks/{track}")
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "was deleted by a review edit" in body and "Traceback" not in body
-    screenshot(browser, tmp_path, "review_deleted_track")
+    screenshot(browser, tmp_path, "review_deleted_track", docs_copy=False)
     browser.get(f"{app.url}/episodes/{app.ep_id}")
     wait_rematerialized_or_idle(app)
 
@@ -423,6 +423,7 @@ def test_merge_and_link_on_s3(s3_app, browser, tmp_path):
     assert srcs and all("X-Amz-Signature=" in s or "Signature=" in s for s in srcs), srcs[:2]
     video = browser.find_element(By.ID, "player").get_attribute("src")
     assert "Signature=" in video and "videos/" in video
-    merge_and_link(s3_app, browser, tmp_path, reader(s3_app.store, s3_app.ep_id))
+    merge_and_link(s3_app, browser, tmp_path, reader(s3_app.store, s3_app.ep_id),
+                   docs_copy=False)
     season = s3_app.store.get(s3_app.store.season_key("hamilton", 2, "season_screentime.json"))
     assert s3_app.ep_id in json.loads(season)["episodes"]
