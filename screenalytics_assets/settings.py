@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,135 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class SettingSpec:
+    """The declared type and range of one setting.
+
+    Attributes:
+        type: ``int``, ``float``, ``bool`` or ``str``. An ``int`` is accepted for a ``float``.
+        lo, hi: inclusive bounds (None: unbounded); ``lo_open`` makes the lower bound exclusive.
+        help: what the setting does, with its unit.
+        multiple_of: the value must be a multiple of it (ints only).
+    """
+
+    type: type
+    lo: float | None = None
+    hi: float | None = None
+    help: str = ""
+    lo_open: bool = False
+    multiple_of: int | None = None
+
+    def describe(self) -> str:
+        """``"int, 1 to 300"``: the type and range, as error messages and the launchpad show."""
+        if self.type is bool:
+            return "true or false"
+        if self.type is str:
+            return "a name"
+        if self.lo is not None and self.hi is not None and not self.lo_open:
+            rng = f"{self.lo} to {self.hi}"
+        else:
+            parts = []
+            if self.lo is not None:
+                parts.append(f"above {self.lo}" if self.lo_open else f"at least {self.lo}")
+            if self.hi is not None:
+                parts.append(f"at most {self.hi}")
+            rng = " and ".join(parts)
+        extra = f", a multiple of {self.multiple_of}" if self.multiple_of else ""
+        return f"{self.type.__name__}, {rng}{extra}" if rng else self.type.__name__
+
+    def check(self, key: str, raw: Any) -> Any:
+        """``raw`` (a value, or a string from ``--set``) as this setting's type, range-checked.
+
+        Raises:
+            SettingsError: wrong type or out of range; the message names the key, the range and
+                the fix.
+        """
+        value = self._coerce(key, raw)
+        if self.type in (int, float):
+            low_bad = self.lo is not None and (value <= self.lo if self.lo_open
+                                                else value < self.lo)
+            high_bad = self.hi is not None and value > self.hi
+            odd = bool(self.multiple_of) and value % self.multiple_of != 0
+            if low_bad or high_bad or odd:
+                raise SettingsError(f"setting {key}={raw!r} is out of range: {self.fix(key)}")
+        return value
+
+    def fix(self, key: str) -> str:
+        return f"use {key} = {self.describe()} ({self.help})"
+
+    def _coerce(self, key: str, raw: Any) -> Any:
+        if self.type is bool:
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in _BOOLS:
+                return _BOOLS[raw.strip().lower()]
+            raise SettingsError(f"setting {key}={raw!r} is not true or false: {self.fix(key)}")
+        if self.type is str:
+            if isinstance(raw, str) and raw:
+                return raw
+            raise SettingsError(f"setting {key}={raw!r} is not a name: {self.fix(key)}")
+        try:
+            if isinstance(raw, bool):
+                raise TypeError(raw)
+            if self.type is int:
+                if isinstance(raw, float) and not raw.is_integer():
+                    raise ValueError(raw)
+                value = int(raw.strip()) if isinstance(raw, str) else int(raw)
+            else:
+                # a number from the file stays as written: the code version hashes its text
+                value = raw if isinstance(raw, (int, float)) else float(str(raw).strip())
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"setting {key}={raw!r} is not a{'n' if self.type is int else ''}"
+                                f" {self.type.__name__}: {self.fix(key)}") from exc
+        if not math.isfinite(value):
+            raise SettingsError(f"setting {key}={raw!r} is not a finite number: {self.fix(key)}")
+        return value
+
+
+_BOOLS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}
+
+#: Every setting's type and range: the one schema behind the settings file, ``--set`` and the run
+#: config of the Dagster launchpad. A key that a profile or an asset uses must be declared here.
+SCHEMA: dict[str, SettingSpec] = {
+    "model_pack": SettingSpec(str, help="InsightFace model pack, set by SCREENALYTICS_MODEL_PACK"),
+    "stride": SettingSpec(int, 1, 300, "process every k-th frame"),
+    "fps": SettingSpec(float, 0, 240, "frames per second; 0 reads the rate from the container"),
+    "det_thresh": SettingSpec(float, 0, 1, "minimum SCRFD score", lo_open=True),
+    # SCRFD's feature strides are 8, 16 and 32: its input side must divide by 32
+    "det_size": SettingSpec(int, 160, 2048, "detector input side in pixels", multiple_of=32),
+    "scene_threshold": SettingSpec(float, 0, 255, "PySceneDetect content threshold",
+                                   lo_open=True),
+    "min_scene_len_s": SettingSpec(float, 0, 60, "shortest shot in seconds"),
+    "track_thresh": SettingSpec(float, 0, 1, "score that starts a track", lo_open=True),
+    "match_thresh": SettingSpec(float, 0, 1, "minimum IoU to match a track"),
+    "track_buffer": SettingSpec(int, 0, 3000, "frames (at 30 fps) a lost track is kept"),
+    "max_samples_per_track": SettingSpec(int, 1, 1000, "faces embedded per track"),
+    "save_crops": SettingSpec(bool, help="write JPEG face crops and thumbnails"),
+    "thumb_size": SettingSpec(int, 16, 1024, "thumbnail side in pixels"),
+    "jpeg_quality": SettingSpec(int, 1, 100, "JPEG quality of crops and thumbnails"),
+    "min_track_faces": SettingSpec(int, 1, 1000, "faces a track needs to start an identity"),
+    "cluster_thresh": SettingSpec(float, 0, 2, "cosine distance below which clusters merge",
+                                  lo_open=True),
+    "min_identity_sim": SettingSpec(float, -1, 1, "cosine similarity that attaches weak tracks"),
+    "cast_link_thresh": SettingSpec(float, -1, 1, "cosine similarity that links a cast member"),
+}
+
+#: Settings a run may override (the model pack is chosen by the environment, for every asset).
+OVERRIDABLE = tuple(k for k in SCHEMA if k != "model_pack")
+
+
+def check_value(key: str, raw: Any) -> Any:
+    """``raw`` checked against :data:`SCHEMA` (see :meth:`SettingSpec.check`).
+
+    Raises:
+        SettingsError: an undeclared key, a wrong type or a value out of range.
+    """
+    if key not in SCHEMA:
+        raise SettingsError(f"unknown setting {key!r}; known settings: {', '.join(OVERRIDABLE)}")
+    return SCHEMA[key].check(key, raw)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings: ``values`` maps every setting name to its value."""
 
@@ -78,39 +208,20 @@ class Settings:
         return f"{CODE_REVISIONS[asset]}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Settings":
-        """A copy with some values replaced; values are coerced to the type of the current value.
+        """A copy with some values replaced, each checked against :data:`SCHEMA` (strings from
+        the command line are converted to the setting's type).
 
         Raises:
-            SettingsError: an unknown key or a value of the wrong type.
+            SettingsError: an unknown key or ``model_pack`` (chosen by the environment), a value
+                of the wrong type or out of range.
         """
         values = dict(self.values)
         for key, raw in overrides.items():
-            if key not in values or key == "model_pack":
-                raise SettingsError(
-                    f"unknown setting {key!r}; known settings: {', '.join(sorted(values))}")
-            values[key] = coerce(key, raw, values[key])
+            if key == "model_pack":
+                raise SettingsError("setting 'model_pack' cannot be overridden per run: choose "
+                                    "the pack with SCREENALYTICS_MODEL_PACK")
+            values[key] = check_value(key, raw)
         return Settings(self.profile, self.model_pack, values, self.path)
-
-
-def coerce(key: str, raw: Any, like: Any) -> Any:
-    """Coerce ``raw`` (a value or a string from the command line) to the type of ``like``."""
-    try:
-        if isinstance(like, bool):
-            if isinstance(raw, str):
-                if raw.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if raw.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(raw)
-            return bool(raw)
-        if isinstance(like, int):
-            return int(raw)
-        if isinstance(like, float):
-            return float(raw)
-        return type(like)(raw)
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(
-            f"setting {key}={raw!r}: expected a {type(like).__name__}") from exc
 
 
 def load_settings(profile: str | None = None, path: str | os.PathLike | None = None,
@@ -139,4 +250,13 @@ def load_settings(profile: str | None = None, path: str | os.PathLike | None = N
     missing = sorted(needed - set(values))
     if missing:
         raise SettingsError(f"profile {name!r} in {path} lacks: {', '.join(missing)}")
+    for key, raw in values.items():
+        if key not in SCHEMA:
+            raise SettingsError(
+                f"setting {key!r} in profile {name!r} of {path} is not a known setting: remove "
+                "it, or declare its type and range in screenalytics_assets.settings.SCHEMA")
+        try:
+            values[key] = SCHEMA[key].check(key, raw)
+        except SettingsError as exc:
+            raise SettingsError(f"{path}, profile {name!r}: {exc}") from None
     return Settings(name, pack, values, str(path))

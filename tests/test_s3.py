@@ -42,7 +42,7 @@ DESIGN_FILES = ["detections.jsonl", "shots.json", "tracks.jsonl", "tracks_meta.j
                 "faces.jsonl", "faces_aligned.npy", "faces_embeddings.npy",
                 "faces_embeddings.json", "identities.json", "cluster_centroids.json",
                 "track_reps.jsonl", "track_metrics.json", "screentime.json", "screentime.csv"]
-SAVE_CROPS = {"ops": {"faces": {"config": {"overrides": {"save_crops": "true"}}}}}
+SAVE_CROPS = {"ops": {"faces": {"config": {"save_crops": True}}}}
 
 
 @dataclass
@@ -140,6 +140,7 @@ def second_upload(world, first_upload):
 
 
 # ------------------------------------------------------------------------------ the sensor
+@pytest.mark.slow
 def test_sensor_requests_a_run_for_the_upload(world, first_upload):
     etag, data, _ = first_upload
     (req,) = data.run_requests
@@ -155,6 +156,7 @@ def test_sensor_requests_a_run_for_the_upload(world, first_upload):
         world.store.video_version(EP1)
 
 
+@pytest.mark.slow
 def test_same_tick_again_requests_nothing(world, first_upload):
     _, data, _ = first_upload
     again = tick(world, data.cursor)
@@ -215,6 +217,7 @@ def test_invalid_keys_are_skipped_with_a_reason(endpoint, tmp_path, caplog):
 
 
 # ------------------------------------------------------------------------------ artifacts
+@pytest.mark.slow
 def test_every_artifact_is_in_the_bucket_and_loads_back(world, first_upload):
     _, _, result = first_upload
     keys = set(world.store.list_keys("artifacts/"))
@@ -236,6 +239,7 @@ def test_every_artifact_is_in_the_bucket_and_loads_back(world, first_upload):
     assert result.success
 
 
+@pytest.mark.slow
 def test_video_is_cached_once_by_etag(world, first_upload):
     etag, _, _ = first_upload
     cached = world.store.video_path(EP1)
@@ -266,6 +270,7 @@ def test_prefix_puts_every_key_under_it(endpoint, tmp_path):
     assert store.track_image_keys(EP1, 3) == [raw[0][len("prod/v1/"):]]
 
 
+@pytest.mark.slow
 def test_crops_prints_presigned_urls_that_work(world, first_upload, capsys):
     track = next(k for k in world.store.list_keys("artifacts/crops/hamilton/s01/e01/tracks/")
                  if k.endswith("/thumb.jpg")).split("/")[-2]
@@ -282,6 +287,7 @@ def test_crops_prints_presigned_urls_that_work(world, first_upload, capsys):
 
 
 # ------------------------------------------------------------------------------ season backfill
+@pytest.mark.slow
 def test_season_backfill_and_rollup(world, second_upload, capsys):
     capsys.readouterr()
     assert cli_main(["backfill", "--show", "hamilton", "--season", "1"]) == 0
@@ -320,6 +326,7 @@ def test_backfill_of_a_season_without_episodes_fails_clearly(world, capsys):
 
 
 # ------------------------------------------------------------------------------ delete
+@pytest.mark.slow
 def test_delete_removes_the_episode_and_nothing_else(world, second_upload, capsys):
     e1_before = world.store.list_keys(MANIFESTS.format(ee="01"))
     e1_crops = world.store.list_keys("artifacts/crops/hamilton/s01/e01/")

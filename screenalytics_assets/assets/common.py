@@ -8,10 +8,10 @@ from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue
-from pydantic import Field
+from pydantic import Field, ValidationInfo, create_model, field_validator
 
 from ..partitions import episode_partitions
-from ..settings import ASSET_SETTINGS, Settings
+from ..settings import ASSET_SETTINGS, OVERRIDABLE, SCHEMA, Settings, check_value
 
 GROUP = "episode"
 
@@ -23,14 +23,37 @@ EPISODE_AUTOMATION = AutomationCondition.eager() | (
 
 
 class StageConfig(Config):
-    """Run config of an episode asset.
+    """Run config of an episode asset: one typed field per setting the asset reads.
 
-    ``overrides`` replaces settings for this run only (``{"cluster_thresh": "0.7"}``); keys the
-    asset does not read are ignored. Overrides do not change the asset's code version: see the
-    README on staleness.
+    The fields of each asset's subclass (:func:`stage_config`) default to the settings profile's
+    values; a different value replaces that setting for this run only (it changes no code
+    version: see the README on staleness). Values are checked against the settings schema
+    (``settings.SCHEMA``), so the launchpad rejects a typo, a wrong type or a value out of range.
     """
 
-    overrides: dict[str, str] = Field(default_factory=dict)
+    @field_validator("*")
+    @classmethod
+    def _in_range(cls, value: Any, info: ValidationInfo) -> Any:
+        return check_value(info.field_name, value)
+
+
+_PYTHON_TYPES = {int: int, float: float, bool: bool, str: str}
+
+
+def stage_config(settings: Settings, name: str) -> type[StageConfig]:
+    """The run config class of asset ``name``: a field per setting it reads (``model_pack``
+    excepted), typed and described from the schema, defaulting to the profile's value."""
+    fields = {}
+    for key in ASSET_SETTINGS[name]:
+        if key not in OVERRIDABLE:
+            continue
+        spec = SCHEMA[key]
+        fields[key] = (_PYTHON_TYPES[spec.type], Field(
+            default=settings[key],
+            description=f"{spec.help} ({spec.describe()}); default: profile "
+                        f"{settings.profile!r}. Applies to this run only."))
+    title = "".join(part.title() for part in name.split("_")) + "Config"
+    return create_model(title, __base__=StageConfig, **fields)
 
 
 def stage_kwargs(settings: Settings, name: str, description: str) -> dict[str, Any]:
@@ -48,9 +71,15 @@ def stage_kwargs(settings: Settings, name: str, description: str) -> dict[str, A
     )
 
 
+def run_overrides(settings: Settings, config: StageConfig, name: str) -> dict[str, Any]:
+    """The settings of ``name`` that this run's config sets to another value than the profile."""
+    return {k: getattr(config, k) for k in ASSET_SETTINGS[name]
+            if k in OVERRIDABLE and getattr(config, k, settings[k]) != settings[k]}
+
+
 def effective_settings(settings: Settings, config: StageConfig, name: str) -> dict[str, Any]:
-    """The settings ``name`` reads, with this run's overrides for those keys applied."""
-    mine = {k: v for k, v in config.overrides.items() if k in ASSET_SETTINGS[name]}
+    """The settings ``name`` reads, with this run's overrides applied."""
+    mine = run_overrides(settings, config, name)
     return settings.with_overrides(mine).for_asset(name) if mine else settings.for_asset(name)
 
 
@@ -65,10 +94,11 @@ def timed():
         box["seconds"] = time.perf_counter() - start
 
 
-def stage_metadata(context: AssetExecutionContext, name: str, used: dict[str, Any],
-                   config: StageConfig, seconds: float, **extra: Any) -> None:
+def stage_metadata(context: AssetExecutionContext, settings: Settings, name: str,
+                   used: dict[str, Any], config: StageConfig, seconds: float,
+                   **extra: Any) -> None:
     """Attach the metadata every stage reports: runtime, settings used and overrides."""
-    overrides = {k: v for k, v in config.overrides.items() if k in ASSET_SETTINGS[name]}
+    overrides = run_overrides(settings, config, name)
     context.add_output_metadata({
         "runtime_s": round(seconds, 3),
         "settings_used": MetadataValue.json(used),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from dagster import AssetKey
 from rich.console import Console
@@ -20,7 +21,7 @@ from ..core.video import probe_video
 from ..definitions import EPISODE_JOB, FACEBANK_JOB, build_definitions
 from ..partitions import EPISODES_PARTITION, register_episode
 from ..progress import progress_sink
-from ..settings import ASSET_SETTINGS, SettingsError, load_settings
+from ..settings import ASSET_SETTINGS, SettingsError, check_value, load_settings
 from ..staleness import downstream_closure, episode_asset_keys, observe_video, stale_or_missing
 from .common import RunFailedError, add_common_args, data_root, execute, instance_for
 
@@ -48,8 +49,7 @@ def register(sub) -> None:
 def run(args) -> int:
     ep_id = validate_ep_id(args.ep_id)
     settings = load_settings(profile=args.profile)
-    overrides = parse_overrides(args.overrides)
-    settings.with_overrides(overrides)  # unknown keys and bad values fail here
+    overrides = parse_overrides(args.overrides)  # unknown keys and bad values fail here
     root = data_root(args)
     storage = storage_from_env(str(root))  # STORAGE_BACKEND: local data root or the S3 bucket
     store = storage.store()
@@ -81,7 +81,7 @@ def run(args) -> int:
     keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
     console.print("materializing: " + (", ".join(k.to_user_string() for k in keys) or
                                        "nothing (every asset is up to date)"))
-    run_config = {"ops": {k.path[-1]: {"config": {"overrides": overrides}} for k in keys}}
+    run_config = override_config(overrides, keys)
     try:
         with _live_progress(console):
             if keys:
@@ -99,18 +99,38 @@ def run(args) -> int:
     return 0
 
 
-def parse_overrides(items: list[str]) -> dict[str, str]:
-    """``["cluster_thresh=0.7"]`` -> ``{"cluster_thresh": "0.7"}``. Raises SettingsError."""
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["cluster_thresh=0.7"]`` -> ``{"cluster_thresh": 0.7}``, each value checked against the
+    settings schema (type and range) before anything runs.
+
+    Raises:
+        SettingsError: not KEY=VALUE, an unknown key, a wrong type or a value out of range.
+    """
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise SettingsError(f"--set {item!r}: write it as KEY=VALUE, e.g. cluster_thresh=0.7")
-        out[key.strip()] = value.strip()
+        key = key.strip()
+        if key == "model_pack":
+            raise SettingsError("--set model_pack: choose the pack with SCREENALYTICS_MODEL_PACK")
+        out[key] = check_value(key, value.strip())
     return out
 
 
-def plan_selection(defs, instance, ep_id: str, overrides: dict[str, str], stale_only: bool
+def override_config(overrides: dict[str, Any], keys: list[AssetKey]) -> dict:
+    """Run config giving each selected asset the overridden settings it reads (its typed
+    ``StageConfig`` fields)."""
+    ops = {}
+    for key in keys:
+        name = key.path[-1]
+        mine = {k: v for k, v in overrides.items() if k in ASSET_SETTINGS.get(name, ())}
+        if mine:
+            ops[name] = {"config": mine}
+    return {"ops": ops}
+
+
+def plan_selection(defs, instance, ep_id: str, overrides: dict[str, Any], stale_only: bool
                    ) -> list[AssetKey]:
     """The episode assets to run, in graph order.
 
