@@ -97,6 +97,7 @@ def test_assignment_is_optimal_not_greedy():
     assert assign(np.array([[0.2, 0.1]]), 0.3) == []
 
 
+@pytest.mark.slow
 def test_hamilton_performer_linked_to_lin_with_most_screen_time(hamilton_run):
     links = hamilton_run.load("cast_links")
     report = hamilton_run.load("screentime")
@@ -123,6 +124,7 @@ def test_hamilton_performer_linked_to_lin_with_most_screen_time(hamilton_run):
     assert st["cast"][BIDEN] == 0 and st["people"][0]["cast_id"] == LIN
 
 
+@pytest.mark.slow
 def test_hamilton_facebank_asset(hamilton_run):
     fb = read_facebank(hamilton_run.store, "hamilton")
     assert fb.cast_ids == sorted(p.name for p in FACEBANK.iterdir())
@@ -136,6 +138,7 @@ def test_hamilton_facebank_asset(hamilton_run):
     assert "hamilton" in hamilton_run.instance.get_dynamic_partitions("shows")
 
 
+@pytest.mark.slow
 def test_hamilton_report_files_and_chart(hamilton_run):
     folder = hamilton_run.store.manifest_dir(hamilton_run.ep_id)
     png = (folder / "screentime.png").read_bytes()
@@ -149,6 +152,7 @@ def test_hamilton_report_files_and_chart(hamilton_run):
 
 
 # ---------------------------------------------------------------------------- review edits
+@pytest.mark.slow
 def test_review_rename(review):
     run, links, before = review
     lin = identity_of(links, frontal_track(run))
@@ -160,6 +164,7 @@ def test_review_rename(review):
     assert "Lin-Manuel Miranda (Hamilton)" in csv_text
 
 
+@pytest.mark.slow
 def test_review_merge(review):
     run, links, before = review
     lin = identity_of(links, frontal_track(run))
@@ -181,6 +186,7 @@ def _span(run, track_id: int) -> tuple[int, int]:
     return t.start_frame, t.end_frame + 1
 
 
+@pytest.mark.slow
 def test_review_move_track(review):
     run, links, before = review
     lin = identity_of(links, frontal_track(run))
@@ -197,6 +203,7 @@ def test_review_move_track(review):
     assert row_of(after, source.identity_id).seconds < row_of(before, source.identity_id).seconds
 
 
+@pytest.mark.slow
 def test_review_delete_track(review):
     run, links, before = review
     frontal = frontal_track(run)
@@ -212,6 +219,7 @@ def test_review_delete_track(review):
     assert row.first_ts == pytest.approx(tracks.tracks[frontal].ts[0], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_review_link(review):
     run, links, before = review
     unknown = next(i for i in links.reviewed() if i.cast_id is None)
@@ -224,6 +232,7 @@ def test_review_link(review):
     assert reviewed.link_source == "manual"
 
 
+@pytest.mark.slow
 def test_review_link_takes_cast_member_from_other_identity(review):
     run, links, before = review
     lin = identity_of(links, frontal_track(run))
@@ -235,6 +244,7 @@ def test_review_link_takes_cast_member_from_other_identity(review):
                                                       abs=1e-3)
 
 
+@pytest.mark.slow
 def test_review_unlink(review):
     run, links, before = review
     lin = identity_of(links, frontal_track(run))
@@ -245,6 +255,7 @@ def test_review_unlink(review):
     assert after.cast_seconds()[LIN] == 0
 
 
+@pytest.mark.slow
 def test_observing_sources_picks_up_a_hand_edited_file(review):
     from dagster._core.definitions.observe import observe
 
@@ -264,6 +275,7 @@ def test_observing_sources_picks_up_a_hand_edited_file(review):
     assert stale_status(run, "screentime") == StaleStatus.STALE
 
 
+@pytest.mark.slow
 def test_review_rejects_unknown_identity_and_track(review):
     run, links, _ = review
     with pytest.raises(ReviewError, match="unknown identity 999"):
@@ -276,6 +288,7 @@ def test_review_rejects_unknown_identity_and_track(review):
     assert read_edits(run.store, run.ep_id) is None  # nothing was written
 
 
+@pytest.mark.slow
 def test_review_edits_survive_reclustering(review):
     """Edits anchored on tracks follow them when clustering renumbers identities; an edit whose
     track is gone is reported, in the metadata and in screentime.json."""
@@ -289,7 +302,7 @@ def test_review_edits_survive_reclustering(review):
     run.store.put(run.store.artifact_key(run.ep_id, "identity_edits.json"),
                   dump_edits(run.ep_id, edits))
     record_edits_version(run.instance, run.ep_id, read_edits(run.store, run.ep_id))
-    config = {"ops": {"identities": {"config": {"overrides": {"cluster_thresh": "0.05"}}}}}
+    config = {"ops": {"identities": {"config": {"cluster_thresh": 0.05}}}}
     try:
         defs = build_definitions(run.settings, data_root=str(run.store.root))
         result = defs.resolve_job_def("episode_job").execute_in_process(
@@ -316,6 +329,7 @@ def test_review_edits_survive_reclustering(review):
 
 
 # ---------------------------------------------------------------------------- synthetic
+@pytest.mark.slow
 def test_synthetic_cast_linking_and_seconds(synthetic_episode, synthetic_run):
     tracks = synthetic_run.load("tracks")
     links = synthetic_run.load("cast_links")
@@ -377,6 +391,7 @@ def test_facebank_add_rejects_bad_input(tmp_path):
     assert store.list_keys("facebank/") == []  # nothing half-added
 
 
+@pytest.mark.slow
 def test_review_cli_records_an_edit_and_refuses_bad_input(review, monkeypatch, capsys):
     from screenalytics_assets.cli import main
 

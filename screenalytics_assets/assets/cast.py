@@ -29,13 +29,21 @@ from resources.facebank import read_facebank, read_photos, write_facebank
 from resources.models import FaceModelsResource
 
 from ..core.artifacts import CastLinks, IdentitySet, TrackSet
-from ..core.cast_links import link_identities
 from ..core.ep_id import parse_ep_id, validate_show
-from ..core.facebank import FacebankError, all_cast_ids, build_facebank, dump_facebank
-from ..core.review import EDITS_FILE, apply_edits, edits_version, parse_edits
+from ..core.episode import link_cast
+from ..core.facebank import all_cast_ids, build_facebank, dump_facebank
+from ..core.review import EDITS_FILE, edits_version, parse_edits
 from ..partitions import EPISODES_PARTITION, episode_partitions, show_partitions
 from ..settings import Settings
-from .common import EPISODE_AUTOMATION, StageConfig, effective_settings, preview, stage_kwargs, stage_metadata, timed
+from .common import (
+    EPISODE_AUTOMATION,
+    effective_settings,
+    preview,
+    stage_config,
+    stage_kwargs,
+    stage_metadata,
+    timed,
+)
 
 GROUP = "cast"
 
@@ -119,6 +127,8 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
             },
             data_version=DataVersion(hashlib.sha256(blob).hexdigest()[:16]))
 
+    Config = stage_config(settings, "cast_links")
+
     # The facebank is partitioned by show, cast_links by episode. Dagster's built-in partition
     # mappings cannot map an episode key to its show key between two dynamic partition sets
     # (only identity, all, last, static, time-window and multi-dimension mappings are built in,
@@ -133,7 +143,7 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
               # a show without a facebank (or another show's) must not hold automation back
               "automation_condition": EPISODE_AUTOMATION.ignore(AssetSelection.assets("facebank"))},
            deps=[AssetDep(facebank, partition_mapping=AllPartitionMapping()), identity_edits])
-    def cast_links(context: AssetExecutionContext, config: StageConfig, storage: StorageResource,
+    def cast_links(context: AssetExecutionContext, config: Config, storage: StorageResource,
                    identities: IdentitySet, tracks: TrackSet) -> CastLinks:
         s = effective_settings(settings, config, "cast_links")
         ep_id = context.partition_key
@@ -141,37 +151,25 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
         store = storage.store()
         with timed() as t:
             fb = read_facebank(store, show)
-            if fb is not None and fb.model_pack != settings.model_pack:
-                raise FacebankError(
-                    f"the facebank of show {show!r} was built with model pack {fb.model_pack!r} "
-                    f"but episodes use {settings.model_pack!r}; re-materialize facebank for "
-                    f"partition {show!r}")
             if fb is None:
                 context.log.warning(
                     f"show {show!r} has no facebank: every identity stays unknown. Add one with "
                     f"`screenalytics facebank add {show} CAST_ID PHOTO...`")
-            cast_ids = all_cast_ids(fb) if fb else []
-            ids = [i.identity_id for i in identities.identities]
-            auto = link_identities(ids, identities.centroids, fb, s["cast_link_thresh"])
-            raw = read_edits(store, ep_id)
-            edits = parse_edits(raw, store.file_uri(ep_id, EDITS_FILE))
-            spans = {tr.track_id: (tr.start_frame, tr.end_frame) for tr in tracks.tracks}
-            review = apply_edits([(i.identity_id, i.track_ids) for i in identities.identities],
-                                 auto, edits, spans, cast_ids if fb else None)
-            result = CastLinks(ep_id, show, "ok" if fb else "missing",
-                               cast_ids, s["cast_link_thresh"], auto,
-                               review, edits_version(raw))
+            result = link_cast(ep_id, show, identities, tracks, fb, settings.model_pack,
+                               s["cast_link_thresh"], read_edits(store, ep_id),
+                               store.file_uri(ep_id, EDITS_FILE))
+        review = result.review
         for skip in review.skipped:
             context.log.warning(f"review edit {skip['index']} ({skip['op']}) not applied: "
                                 f"{skip['reason']}")
         linked = [i for i in review.identities if i.cast_id]
         stage_metadata(
-            context, "cast_links", s, config, t["seconds"], facebank=result.facebank,
+            context, settings, "cast_links", s, config, t["seconds"], facebank=result.facebank,
             identities=len(review.identities), linked=len(linked),
             unknown=len(review.identities) - len(linked),
             cast_not_linked=MetadataValue.json(
                 sorted(set(result.cast_ids) - {i.cast_id for i in linked})),
-            edits=len(edits), edits_applied=len(review.applied),
+            edits=len(review.applied) + len(review.skipped), edits_applied=len(review.applied),
             edits_skipped=len(review.skipped),
             skipped_edits=MetadataValue.json(review.skipped),
             edits_version=result.edits_version,

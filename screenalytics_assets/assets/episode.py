@@ -1,9 +1,12 @@
 """The episode asset graph: detections -> tracks -> faces -> embeddings -> identities ->
 track_reps, and screentime (from the reviewed, cast-linked identities of ``cast_links``). One
-partition per ep_id."""
+partition per ep_id.
 
+One small builder per asset: each takes the settings in force (its code version hashes the ones
+it reads, its run config defaults to them) and returns the asset, which reads its inputs, calls
+one function of ``core`` and reports metadata; the IO manager writes the result.
+"""
 
-from collections import Counter
 
 import numpy as np
 from dagster import (
@@ -23,25 +26,22 @@ from ..core.artifacts import (
     CastLinks,
     FaceEmbeddings,
     FaceSet,
-    Identity,
     IdentitySet,
     ScreenTimeReport,
     TrackRepSet,
     TrackSet,
     spool_array,
 )
-from ..core.clustering import ClusteringParams, cluster_tracks, track_embeddings
+from ..core.clustering import ClusteringParams
 from ..core.detect import EpisodeScan, scan_episode
 from ..core.embedding import embed_faces
-from ..core.reps import rep_thumbnails, track_representatives
-from ..core.plots import screentime_chart
+from ..core.episode import identify, representatives, screentime_report
 from ..core.sampling import ALIGNED_SIZE, extract_faces, select_samples
-from ..core.screentime import identity_seconds, person_segments, screen_time
 from ..core.tracking import TrackingParams, track_detections
 from ..partitions import EPISODES_PARTITION, episode_partitions
 from ..progress import reporter
 from ..settings import Settings
-from .common import StageConfig, effective_settings, preview, stage_kwargs, stage_metadata, timed
+from .common import effective_settings, preview, stage_config, stage_kwargs, stage_metadata, timed
 from .presentation import screentime_metadata
 
 
@@ -64,12 +64,19 @@ def episode_video(context, storage: StorageResource) -> DataVersionsByPartition:
 
 
 def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
-    """The seven episode assets, with code versions from ``settings``."""
+    """The seven episode assets, with code versions and run config defaults from ``settings``."""
+    return [build(settings) for build in (
+        detections_asset, tracks_asset, faces_asset, embeddings_asset, identities_asset,
+        track_reps_asset, screentime_asset)]
+
+
+def detections_asset(settings: Settings) -> AssetsDefinition:
+    Config = stage_config(settings, "detections")
 
     @asset(**stage_kwargs(settings, "detections", "Faces (SCRFD, 5 landmarks) on every "
                           "stride-th frame, and shot cuts (PySceneDetect content detector)."),
            deps=[episode_video])
-    def detections(context: AssetExecutionContext, config: StageConfig,
+    def detections(context: AssetExecutionContext, config: Config,
                    models: FaceModelsResource, storage: StorageResource) -> EpisodeScan:
         s = effective_settings(settings, config, "detections")
         m = models.load()
@@ -82,7 +89,7 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
                 progress=reporter("detections", context.log.info))
         d = scan.detections
         stage_metadata(
-            context, "detections", s, config, t["seconds"],
+            context, settings, "detections", s, config, t["seconds"],
             frames_decoded=scan.video.n_frames, frames_processed=scan.frames_processed,
             frames_per_second=round(scan.video.n_frames / max(t["seconds"], 1e-9), 1),
             video_seconds_per_second=round(scan.video.duration_s / max(t["seconds"], 1e-9), 2),
@@ -94,9 +101,15 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
                 {int(sh.shot_id): int((d.shot_id == sh.shot_id).sum()) for sh in scan.shots}))
         return scan
 
+    return detections
+
+
+def tracks_asset(settings: Settings) -> AssetsDefinition:
+    Config = stage_config(settings, "tracks")
+
     @asset(**stage_kwargs(settings, "tracks", "ByteTrack tracks over the detections, reset at "
                           "every shot cut."))
-    def tracks(context: AssetExecutionContext, config: StageConfig,
+    def tracks(context: AssetExecutionContext, config: Config,
                detections: EpisodeScan) -> TrackSet:
         s = effective_settings(settings, config, "tracks")
         with timed() as t:
@@ -106,7 +119,7 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
         result = TrackSet(detections.video, detections.stride, detections.shots, found)
         lengths = [len(tr) for tr in found]
         stage_metadata(
-            context, "tracks", s, config, t["seconds"], tracks=len(found),
+            context, settings, "tracks", s, config, t["seconds"], tracks=len(found),
             detections_tracked=int(sum(lengths)), detections=len(detections.detections),
             mean_track_frames=round(float(np.mean(lengths)), 1) if lengths else 0.0,
             preview=preview([{"track_id": tr.track_id, "shot_id": tr.shot_id,
@@ -114,9 +127,15 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
                               "frames": len(tr)} for tr in found]))
         return result
 
+    return tracks
+
+
+def faces_asset(settings: Settings) -> AssetsDefinition:
+    Config = stage_config(settings, "faces")
+
     @asset(**stage_kwargs(settings, "faces", "Up to max_samples_per_track best faces per track, "
                           "ArcFace-aligned to 112x112 (decodes only the frames it needs)."))
-    def faces(context: AssetExecutionContext, config: StageConfig, storage: StorageResource,
+    def faces(context: AssetExecutionContext, config: Config, storage: StorageResource,
               tracks: TrackSet) -> FaceSet:
         s = effective_settings(settings, config, "faces")
         path = storage.store().video_path(context.partition_key)
@@ -132,15 +151,21 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
                 spool.path.unlink(missing_ok=True)  # no stray temporary file on failure
                 raise
         stage_metadata(
-            context, "faces", s, config, t["seconds"], faces=len(samples),
+            context, settings, "faces", s, config, t["seconds"], faces=len(samples),
             tracks=len(tracks.tracks), frames_decoded=len(set(samples.pts.tolist())),
             crops_saved=len(images),
             mean_quality=round(float(samples.quality.mean()), 3) if len(samples) else 0.0)
         return FaceSet(samples, aligned, images)
 
+    return faces
+
+
+def embeddings_asset(settings: Settings) -> AssetsDefinition:
+    Config = stage_config(settings, "embeddings")
+
     @asset(**stage_kwargs(settings, "embeddings", "L2-normalised ArcFace embeddings of the "
                           "sampled faces, float32 [n_faces, D]."))
-    def embeddings(context: AssetExecutionContext, config: StageConfig,
+    def embeddings(context: AssetExecutionContext, config: Config,
                    models: FaceModelsResource, faces: FaceSet) -> FaceEmbeddings:
         s = effective_settings(settings, config, "embeddings")
         m = models.load()
@@ -150,32 +175,28 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
         if len(vectors) == 0:
             vectors = np.zeros((0, m.embedding_dim), np.float32)
         stage_metadata(
-            context, "embeddings", s, config, t["seconds"], faces=len(vectors),
+            context, settings, "embeddings", s, config, t["seconds"], faces=len(vectors),
             dim=int(vectors.shape[1]), model_pack=m.pack, execution_provider=m.provider,
             faces_per_second=round(len(vectors) / max(t["seconds"], 1e-9), 1))
         return FaceEmbeddings(faces.samples.face_id, faces.samples.track_id, vectors, m.pack)
 
+    return embeddings
+
+
+def identities_asset(settings: Settings) -> AssetsDefinition:
+    Config = stage_config(settings, "identities")
+
     @asset(**stage_kwargs(settings, "identities", "Tracks clustered into identities "
                           "(agglomerative, cosine; co-occurring tracks never merged)."))
-    def identities(context: AssetExecutionContext, config: StageConfig,
+    def identities(context: AssetExecutionContext, config: Config,
                    embeddings: FaceEmbeddings, tracks: TrackSet) -> IdentitySet:
         s = effective_settings(settings, config, "identities")
         with timed() as t:
-            params = ClusteringParams(s["cluster_thresh"], s["min_identity_sim"],
-                                      s["min_track_faces"])
-            c = cluster_tracks(tracks.tracks, embeddings.track_id, embeddings.vectors, params)
-            by_id = {tr.track_id: tr for tr in tracks.tracks}
-            n_faces = Counter(embeddings.track_id.tolist())
-            result = []
-            for k in range(len(c.centroids)):
-                members = [int(x) for x in c.members(k)]
-                result.append(Identity(
-                    k, members, int(sum(n_faces[m] for m in members)),
-                    identity_seconds([by_id[m] for m in members], tracks.video.duration_s),
-                    [int(x) for x in c.track_ids[(c.labels == k) & c.attached]]))
-        out = IdentitySet(result, c.centroids, s)
+            out = identify(tracks, embeddings, ClusteringParams(
+                s["cluster_thresh"], s["min_identity_sim"], s["min_track_faces"]), s)
+        result = out.identities
         stage_metadata(
-            context, "identities", s, config, t["seconds"], identities=len(result),
+            context, settings, "identities", s, config, t["seconds"], identities=len(result),
             tracks=len(tracks.tracks),
             singletons=sum(1 for i in result if len(i.track_ids) == 1),
             preview=preview([{"identity_id": i.identity_id, "tracks": len(i.track_ids),
@@ -183,24 +204,30 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
                              for i in result]))
         return out
 
+    return identities
+
+
+def track_reps_asset(settings: Settings) -> AssetsDefinition:
+    Config = stage_config(settings, "track_reps")
+
     @asset(**stage_kwargs(settings, "track_reps", "Representative face and quality metrics of "
                           "every track."))
-    def track_reps(context: AssetExecutionContext, config: StageConfig, faces: FaceSet,
+    def track_reps(context: AssetExecutionContext, config: Config, faces: FaceSet,
                    embeddings: FaceEmbeddings, identities: IdentitySet,
                    tracks: TrackSet) -> TrackRepSet:
         with timed() as t:
-            c = identities.to_clustering(*_track_embeddings(embeddings, tracks))
-            reps = track_representatives(tracks.tracks, faces.samples, embeddings.vectors, c)
-            thumbs = rep_thumbnails(reps, faces.samples.face_id, faces.aligned)
-            summary = {
-                "tracks": len(reps),
-                "mean_sim": round(float(np.mean([r.mean_sim for r in reps])), 4) if reps else 0,
-                "low_consistency_tracks": [r.track_id for r in reps
-                                           if r.n_faces > 1 and r.min_sim < 0.3],
-            }
-        stage_metadata(context, "track_reps", {}, config, t["seconds"], thumbnails=len(thumbs), **{
-            k: (MetadataValue.json(v) if isinstance(v, list) else v) for k, v in summary.items()})
-        return TrackRepSet(reps, summary, thumbs)
+            result = representatives(tracks, faces, embeddings, identities)
+        stage_metadata(context, settings, "track_reps", {}, config, t["seconds"],
+                       thumbnails=len(result.images), **{
+                           k: (MetadataValue.json(v) if isinstance(v, list) else v)
+                           for k, v in result.summary.items()})
+        return result
+
+    return track_reps
+
+
+def screentime_asset(settings: Settings) -> AssetsDefinition:
+    Config = stage_config(settings, "screentime")
 
     @asset(**stage_kwargs(settings, "screentime", "Seconds on screen per person: the union of "
                           "their tracks' intervals (stride-aware), after review, with cast ids; "
@@ -208,34 +235,15 @@ def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
            # The edits reach screentime through cast_links; the direct dependency makes an edit
            # mark screentime stale at once (Dagster compares direct dependencies only).
            deps=["identity_edits"])
-    def screentime(context: AssetExecutionContext, config: StageConfig, tracks: TrackSet,
+    def screentime(context: AssetExecutionContext, config: Config, tracks: TrackSet,
                    cast_links: CastLinks) -> ScreenTimeReport:
         with timed() as t:
-            by_id = {tr.track_id: tr for tr in tracks.tracks}
-            reviewed = cast_links.reviewed()
-            members = {i.identity_id: [by_id[x] for x in i.track_ids] for i in reviewed}
-            people = screen_time(
-                members, tracks.video.duration_s,
-                cast_ids={i.identity_id: i.cast_id for i in reviewed},
-                names={i.identity_id: i.name for i in reviewed})
-            png = screentime_chart(context.partition_key, tracks.video.duration_s, people)
-            report = ScreenTimeReport(context.partition_key, tracks.video.fps,
-                                      tracks.video.duration_s, people, cast_links.cast_ids,
-                                      cast_links.review.skipped, {"screentime.png": png},
-                                      person_segments(people, members, tracks.video.duration_s))
-        stage_metadata(context, "screentime", {}, config, t["seconds"], people=len(people),
-                       segments=len(report.segments),
+            report = screentime_report(context.partition_key, tracks, cast_links)
+        stage_metadata(context, settings, "screentime", {}, config, t["seconds"],
+                       people=len(report.people), segments=len(report.segments),
                        duration_s=round(tracks.video.duration_s, 3),
                        skipped_edits=MetadataValue.json(report.skipped_edits),
-                       **screentime_metadata(report, png))
+                       **screentime_metadata(report, report.extra_files["screentime.png"]))
         return report
 
-    return [detections, tracks, faces, embeddings, identities, track_reps, screentime]
-
-
-def _track_embeddings(embeddings: FaceEmbeddings, tracks: TrackSet
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(float32 [T, D] track embeddings, int64 [T] track ids) in track order."""
-    ids = np.array([tr.track_id for tr in tracks.tracks], np.int64)
-    emb, _ = track_embeddings(embeddings.track_id, embeddings.vectors, ids)
-    return emb, ids
+    return screentime
