@@ -75,8 +75,8 @@ def _track(tid, shot, frames, fps=10.0, stride=2):
     box = np.tile(np.array([[0, 0, 100, 100]], np.float32), (n, 1))
     lm = np.tile(np.array([[[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]]], np.float32),
                  (n, 1, 1))
-    return Track(tid, shot, f, f, f / fps, f, box, np.full(n, 0.9, np.float32), lm,
-                 np.full(n, stride / fps))
+    return Track.from_columns(tid, shot, f, f, f / fps, f, box, np.full(n, 0.9, np.float32), lm,
+                              np.full(n, stride / fps))
 
 
 def test_union_intervals_merges_overlaps_and_clips():

@@ -21,10 +21,11 @@ import numpy as np
 
 from .cast_links import IdentityLink
 from .clustering import Clustering
-from .detect import Detections, EpisodeScan
+from .detect import EpisodeScan
 from .reps import TrackRep
 from .review import ReviewedIdentity, ReviewResult
-from .sampling import FaceSamples
+from .rows import decode_rows, encode_rows
+from .sampling import SAMPLE_COLUMNS, FaceSamples
 from .screentime import PersonTime, Segment
 from .shots import Shot
 from .tracking import Track
@@ -165,15 +166,16 @@ def read_npy(data: bytes) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- detections
+#: Per-face columns of each file, in key order; ``det_index`` is written as ``det_id``.
+DETECTION_COLUMNS = ("frame_idx", "ts", "pts", "bbox", "score", "landmarks", "shot_id", "dur")
+TRACK_FRAME_COLUMNS = ("frame_idx", "ts", "pts", "det_index", "dur", "bbox", "score",
+                       "landmarks")
+DET_ID = {"det_index": "det_id"}
+
+
 def dump_detections(scan: EpisodeScan) -> dict[str, bytes]:
-    d = scan.detections
-    rows = [
-        {"det_id": i, "frame_idx": int(d.frame_idx[i]), "ts": _r(d.ts[i], 6), "pts": int(d.pts[i]),
-         "bbox": [_r(v, 2) for v in d.bbox[i]], "score": _r(d.score[i]),
-         "landmarks": [[_r(x, 2), _r(y, 2)] for x, y in d.landmarks[i]],
-         "shot_id": int(d.shot_id[i]), "dur": _r(d.dur[i], 6)}
-        for i in range(len(d))
-    ]
+    rows = [{"det_id": i, **r}
+            for i, r in enumerate(encode_rows(scan.detections, DETECTION_COLUMNS))]
     meta = {"video": scan.video.to_dict(), "stride": scan.stride,
             "frames_processed": scan.frames_processed, "shots": [s.to_dict() for s in scan.shots]}
     return {"detections.jsonl": jsonl_bytes(rows), "shots.json": json_bytes(meta)}
@@ -181,19 +183,7 @@ def dump_detections(scan: EpisodeScan) -> dict[str, bytes]:
 
 def load_detections(read: Reader) -> EpisodeScan:
     meta = json.loads(read("shots.json"))
-    rows = read_jsonl(read("detections.jsonl"))
-    if rows:
-        dets = Detections(
-            np.array([r["frame_idx"] for r in rows], np.int64),
-            np.array([r["ts"] for r in rows], np.float64),
-            np.array([r["pts"] for r in rows], np.int64),
-            np.array([r["bbox"] for r in rows], np.float32).reshape(-1, 4),
-            np.array([r["score"] for r in rows], np.float32),
-            np.array([r["landmarks"] for r in rows], np.float32).reshape(-1, 5, 2),
-            np.array([r["shot_id"] for r in rows], np.int32),
-            np.array([r["dur"] for r in rows], np.float64))
-    else:
-        dets = Detections.empty()
+    dets = decode_rows(read_jsonl(read("detections.jsonl")), DETECTION_COLUMNS)
     return EpisodeScan(VideoInfo(**meta["video"]), meta["stride"], meta["frames_processed"],
                        [Shot(**s) for s in meta["shots"]], dets)
 
@@ -222,12 +212,7 @@ def dump_tracks(ts: TrackSet) -> dict[str, bytes]:
             "start_frame": t.start_frame, "end_frame": t.end_frame,
             "start_ts": _r(t.ts[0], 6), "end_ts": _r(t.ts[-1] + t.dur[-1], 6),
             "n_frames": len(t),
-            "frames": [{"frame_idx": int(t.frame_idx[i]), "ts": _r(t.ts[i], 6),
-                        "pts": int(t.pts[i]), "det_id": int(t.det_index[i]),
-                        "dur": _r(t.dur[i], 6),
-                        "bbox": [_r(v, 2) for v in t.bbox[i]], "score": _r(t.score[i]),
-                        "landmarks": [[_r(x, 2), _r(y, 2)] for x, y in t.landmarks[i]]}
-                       for i in range(len(t))],
+            "frames": encode_rows(t.rows, TRACK_FRAME_COLUMNS, DET_ID),
         })
     meta = {"video": ts.video.to_dict(), "stride": ts.stride,
             "shots": [s.to_dict() for s in ts.shots], "n_tracks": len(ts.tracks)}
@@ -236,19 +221,9 @@ def dump_tracks(ts: TrackSet) -> dict[str, bytes]:
 
 def load_tracks(read: Reader) -> TrackSet:
     meta = json.loads(read("tracks_meta.json"))
-    tracks = []
-    for r in read_jsonl(read("tracks.jsonl")):
-        f = r["frames"]
-        tracks.append(Track(
-            r["track_id"], r["shot_id"],
-            np.array([x["det_id"] for x in f], np.int64),
-            np.array([x["frame_idx"] for x in f], np.int64),
-            np.array([x["ts"] for x in f], np.float64),
-            np.array([x["pts"] for x in f], np.int64),
-            np.array([x["bbox"] for x in f], np.float32).reshape(-1, 4),
-            np.array([x["score"] for x in f], np.float32),
-            np.array([x["landmarks"] for x in f], np.float32).reshape(-1, 5, 2),
-            np.array([x["dur"] for x in f], np.float64)))
+    tracks = [Track(r["track_id"], r["shot_id"],
+                    decode_rows(r["frames"], TRACK_FRAME_COLUMNS, DET_ID))
+              for r in read_jsonl(read("tracks.jsonl"))]
     return TrackSet(VideoInfo(**meta["video"]), meta["stride"],
                     [Shot(**s) for s in meta["shots"]], tracks)
 
@@ -272,15 +247,9 @@ class FaceSet:
 
 def dump_faces(fs: FaceSet) -> dict[str, bytes]:
     s = fs.samples
-    rows = [{"face_id": int(s.face_id[i]), "track_id": int(s.track_id[i]),
-             "det_id": int(s.det_index[i]), "frame_idx": int(s.frame_idx[i]),
-             "ts": _r(s.ts[i], 6), "pts": int(s.pts[i]),
-             "bbox": [_r(v, 2) for v in s.bbox[i]], "score": _r(s.score[i]),
-             "landmarks": [[_r(x, 2), _r(y, 2)] for x, y in s.landmarks[i]],
-             "quality": _r(s.quality[i]),
-             "crop": (f"crops/track_{int(s.track_id[i]):04d}/face_{int(s.face_id[i]):05d}.jpg"
-                      if fs.images else None)}
-            for i in range(len(s))]
+    rows = [{**r, "crop": (f"crops/track_{r['track_id']:04d}/face_{r['face_id']:05d}.jpg"
+                           if fs.images else None)}
+            for r in encode_rows(s, SAMPLE_COLUMNS, DET_ID)]
     if isinstance(fs.aligned, NpyRows):
         fs.aligned.close()
         aligned = SpoolFile(fs.aligned.path)
@@ -296,16 +265,7 @@ def load_faces(read: Reader) -> FaceSet:
     path = getattr(read, "path", None)
     aligned = NpyRows(path("faces_aligned.npy")) if path \
         else read_npy(read("faces_aligned.npy"))
-
-    def col(name, dtype, shape=None):
-        a = np.array([r[name] for r in rows], dtype)
-        return a.reshape(shape) if shape else a
-    samples = FaceSamples(col("face_id", np.int64), col("track_id", np.int64),
-                          col("det_id", np.int64), col("frame_idx", np.int64),
-                          col("ts", np.float64), col("pts", np.int64),
-                          col("bbox", np.float32, (-1, 4)), col("score", np.float32),
-                          col("landmarks", np.float32, (-1, 5, 2)), col("quality", np.float32))
-    return FaceSet(samples, aligned)
+    return FaceSet(decode_rows(rows, SAMPLE_COLUMNS, DET_ID), aligned)
 
 
 # ---------------------------------------------------------------------------- embeddings

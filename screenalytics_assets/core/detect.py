@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .rows import FaceRows
 from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
 from .video import VideoInfo, iter_frames, probe_video
 
@@ -16,40 +17,9 @@ ProgressFn = Callable[[int, int], None]
 """``progress(frames_done, frames_total)``; ``frames_total`` is 0 when unknown."""
 
 
-@dataclass
-class Detections:
-    """One row per detected face per processed frame (column arrays of equal length N).
-
-    Attributes:
-        frame_idx: int64 [N], 0-based frame index in decode order.
-        ts: float64 [N], seconds from the start of the stream.
-        pts: int64 [N], presentation timestamp in the stream's time base.
-        bbox: float32 [N, 4], x1, y1, x2, y2 in pixels of the full frame.
-        score: float32 [N], detector confidence in [0, 1].
-        landmarks: float32 [N, 5, 2], 5 facial landmarks (eyes, nose, mouth corners) in pixels.
-        shot_id: int32 [N], shot the frame belongs to.
-        dur: float64 [N], seconds the processed frame stands for: from its ts to the end of the
-            last frame it represents (the ``stride`` frames from it, cut at its shot's end).
-            Measured from the frames' own timestamps, so it stays right for variable frame rate.
-    """
-
-    frame_idx: np.ndarray
-    ts: np.ndarray
-    pts: np.ndarray
-    bbox: np.ndarray
-    score: np.ndarray
-    landmarks: np.ndarray
-    shot_id: np.ndarray
-    dur: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.frame_idx)
-
-    @classmethod
-    def empty(cls) -> "Detections":
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.int64),
-                   np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                   np.zeros((0, 5, 2), np.float32), np.zeros(0, np.int32), np.zeros(0))
+Detections = FaceRows
+"""The detections table: a :class:`~.rows.FaceRows` with ``shot_id`` and ``dur``, one row per
+face per processed frame."""
 
 
 @dataclass

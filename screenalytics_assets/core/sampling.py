@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 from insightface.utils.face_align import norm_crop
 
+from .rows import FaceRows
 from .tracking import Track
 from .video import read_frames_at
 
@@ -45,30 +44,13 @@ def face_quality(bbox: np.ndarray, score: np.ndarray, landmarks: np.ndarray) -> 
     return (np.asarray(score, np.float32) * size * frontal).astype(np.float32)
 
 
-@dataclass
-class FaceSamples:
-    """The faces chosen for recognition, one row per face (arrays of equal length F).
+FaceSamples = FaceRows
+"""The faces chosen for recognition: a :class:`~.rows.FaceRows` with ``face_id`` (0..F-1),
+``track_id``, ``det_index`` (detections row) and ``quality`` (:func:`face_quality`)."""
 
-    Attributes:
-        face_id: int64 [F], 0..F-1. track_id: int64 [F]. det_index: int64 [F], detections row.
-        frame_idx: int64 [F]; ts: float64 [F] s; pts: int64 [F].
-        bbox: float32 [F, 4] px; score: float32 [F]; landmarks: float32 [F, 5, 2] px.
-        quality: float32 [F], :func:`face_quality`.
-    """
-
-    face_id: np.ndarray
-    track_id: np.ndarray
-    det_index: np.ndarray
-    frame_idx: np.ndarray
-    ts: np.ndarray
-    pts: np.ndarray
-    bbox: np.ndarray
-    score: np.ndarray
-    landmarks: np.ndarray
-    quality: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.face_id)
+#: The columns of sampled faces, in ``faces.jsonl`` order.
+SAMPLE_COLUMNS = ("face_id", "track_id", "det_index", "frame_idx", "ts", "pts", "bbox", "score",
+                  "landmarks", "quality")
 
 
 def select_samples(tracks: list[Track], max_samples_per_track: int = 16) -> FaceSamples:
@@ -78,21 +60,14 @@ def select_samples(tracks: list[Track], max_samples_per_track: int = 16) -> Face
     """
     if max_samples_per_track < 1:
         raise ValueError(f"max_samples_per_track must be >= 1, got {max_samples_per_track}")
-    parts: dict[str, list] = {k: [] for k in FaceSamples.__dataclass_fields__ if k != "face_id"}
+    parts = []
     for t in tracks:
         q = face_quality(t.bbox, t.score, t.landmarks)
         keep = np.sort(np.argsort(-q, kind="stable")[:max_samples_per_track])
-        parts["track_id"].append(np.full(len(keep), t.track_id, np.int64))
-        for name in ("det_index", "frame_idx", "ts", "pts", "bbox", "score", "landmarks"):
-            parts[name].append(getattr(t, name)[keep])
-        parts["quality"].append(q[keep])
-    if not tracks:
-        return FaceSamples(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                           np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
-                           np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                           np.zeros((0, 5, 2), np.float32), np.zeros(0, np.float32))
-    cols = {k: np.concatenate(v) for k, v in parts.items()}
-    return FaceSamples(face_id=np.arange(len(cols["track_id"]), dtype=np.int64), **cols)
+        parts.append(t.rows[keep].with_columns(
+            track_id=np.full(len(keep), t.track_id, np.int64), quality=q[keep], dur=None))
+    rows = FaceRows.concat(parts)
+    return rows.with_columns(face_id=np.arange(len(rows), dtype=np.int64))
 
 
 def crop_with_margin(image: np.ndarray, bbox: np.ndarray, margin: float = 0.25) -> np.ndarray:

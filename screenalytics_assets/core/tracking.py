@@ -14,6 +14,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from .detect import Detections
+from .rows import FaceRows
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class TrackingParams:
     min_consecutive_frames: int = 1
 
 
+#: The per-face columns of a track (its rows of the detections table).
+TRACK_COLUMNS = ("det_index", "frame_idx", "ts", "pts", "bbox", "score", "landmarks", "dur")
+
+
 @dataclass
 class Track:
     """A face followed through consecutive processed frames of one shot.
@@ -42,33 +47,42 @@ class Track:
     Attributes:
         track_id: 0-based, unique in the episode, in order of first appearance.
         shot_id: the shot the track lies in.
-        det_index: int64 [L], rows of the detections table, in frame order.
-        frame_idx: int64 [L]; ts: float64 [L] seconds; pts: int64 [L].
-        bbox: float32 [L, 4] px; score: float32 [L]; landmarks: float32 [L, 5, 2] px.
-        dur: float64 [L], seconds each detection stands for (see ``Detections.dur``).
+        rows: its L detections in frame order (:class:`~.rows.FaceRows` with ``det_index``, the
+            rows of the detections table, and ``dur``). Their columns read as attributes:
+            ``det_index`` int64 [L]; ``frame_idx`` int64 [L]; ``ts`` float64 [L] s; ``pts``
+            int64 [L]; ``bbox`` float32 [L, 4] px; ``score`` float32 [L]; ``landmarks`` float32
+            [L, 5, 2] px; ``dur`` float64 [L] s each detection stands for.
     """
 
     track_id: int
     shot_id: int
-    det_index: np.ndarray
-    frame_idx: np.ndarray
-    ts: np.ndarray
-    pts: np.ndarray
-    bbox: np.ndarray
-    score: np.ndarray
-    landmarks: np.ndarray = field(repr=False)
-    dur: np.ndarray = field(repr=False)
+    rows: FaceRows = field(repr=False)
+
+    @classmethod
+    def from_columns(cls, track_id: int, shot_id: int, det_index, frame_idx, ts, pts, bbox,
+                     score, landmarks, dur) -> "Track":
+        """A track from its column arrays (shapes as in :class:`~.rows.FaceRows`)."""
+        return cls(track_id, shot_id, FaceRows(frame_idx, ts, pts, bbox, score, landmarks,
+                                               dur=dur, det_index=det_index))
 
     @property
     def start_frame(self) -> int:
-        return int(self.frame_idx[0])
+        return int(self.rows.frame_idx[0])
 
     @property
     def end_frame(self) -> int:
-        return int(self.frame_idx[-1])
+        return int(self.rows.frame_idx[-1])
 
     def __len__(self) -> int:
-        return len(self.frame_idx)
+        return len(self.rows)
+
+
+def _column(name: str) -> property:
+    return property(lambda self: getattr(self.rows, name), doc=f"``rows.{name}``")
+
+
+for _name in TRACK_COLUMNS:
+    setattr(Track, _name, _column(_name))
 
 
 def track_detections(dets: Detections, fps: float, params: TrackingParams = TrackingParams()
@@ -119,8 +133,7 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
     tracks = []
     for track_id, ((shot_id, _), rows) in enumerate(groups):
         r = np.asarray(rows, np.int64)
-        tracks.append(Track(track_id, shot_id, r, dets.frame_idx[r], dets.ts[r], dets.pts[r],
-                            dets.bbox[r], dets.score[r], dets.landmarks[r], dets.dur[r]))
+        tracks.append(Track(track_id, shot_id, dets[r].with_columns(det_index=r, shot_id=None)))
     return tracks
 
 
@@ -136,24 +149,12 @@ def _spawning_detection(dets: Detections, pending: list[int], row: int, min_iou:
     if not pending:
         return []
     cand = np.asarray(pending)
-    ious = _iou(dets.bbox[row], dets.bbox[cand])
+    ious = sv.box_iou_batch(dets.bbox[row][None], dets.bbox[cand])[0]
     best = int(np.argmax(ious))
     if ious[best] < min_iou:
         return []
     pending.remove(int(cand[best]))
     return [int(cand[best])]
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one box float [4] with boxes float [K, 4] (x1, y1, x2, y2 px) -> float [K]."""
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
 
 
 def _group_by_frame(frames: np.ndarray, rows: np.ndarray):
