@@ -85,3 +85,16 @@ def artifacts_dir():
     path = REPO / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+#: Fixtures that run the pipeline on a full clip: a test using one belongs to the slow tier even
+#: when its mark was forgotten (``-m "not slow"`` is the fast tier: see the README).
+SLOW_FIXTURES = {"hamilton_run", "synthetic_run", "review", "episode", "first_upload",
+                 "second_upload", "reference"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and \
+                not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

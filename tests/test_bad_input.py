@@ -74,6 +74,7 @@ def test_truncated_video_without_index(cli_env, capsys):
     _assert_nothing_left(cli_env)
 
 
+@pytest.mark.slow
 def test_truncated_video_that_breaks_off_while_decoding(cli_env, capsys):
     cut = _faststart_truncated(cli_env)
     assert _run(cut) == 2

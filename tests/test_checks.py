@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import numpy as np
 
 
@@ -20,6 +22,7 @@ from screenalytics_assets.core.validation import (
 )
 
 
+@pytest.mark.slow
 def test_checks_pass_on_the_hamilton_run(hamilton_run):
     evaluations = hamilton_run.result.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations} == {
@@ -39,6 +42,7 @@ def test_embedding_problems():
     assert "NaN" in problems and "not unit-norm" in problems
 
 
+@pytest.mark.slow
 def test_track_problems_on_a_track_crossing_a_cut(hamilton_run):
     tracks = hamilton_run.load("tracks")
     assert track_problems(tracks.tracks, tracks.shots) == []
@@ -59,6 +63,7 @@ def test_membership_problems():
     assert "identity names unknown track 9" in problems
 
 
+@pytest.mark.slow
 def test_identity_check_fails_on_a_shared_track(hamilton_run):
     tracks = hamilton_run.load("tracks")
     ids = hamilton_run.load("identities")
@@ -75,6 +80,7 @@ def test_screentime_check():
     assert not screentime_within_duration(report).passed
 
 
+@pytest.mark.slow
 def test_checks_run_per_partition_with_two_episodes(synthetic_episode, tmp_path):
     """Two episodes on one instance: each check reads its own partition."""
     from tests.helpers import run_episode

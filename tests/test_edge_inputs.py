@@ -75,6 +75,7 @@ def test_audio_only_file_is_refused(cli_env, capsys):
     _nothing_left(cli_env, "audio-s01e01")
 
 
+@pytest.mark.slow
 def test_video_without_faces_succeeds_with_empty_artifacts(tmp_path):
     rng = np.random.default_rng(0)
     frames = [cv2.GaussianBlur(rng.integers(0, 255, (180, 320, 3), np.uint8), (0, 0), 3)
@@ -92,6 +93,7 @@ def test_video_without_faces_succeeds_with_empty_artifacts(tmp_path):
     assert all(e.passed for e in run.result.get_asset_check_evaluations())
 
 
+@pytest.mark.slow
 def test_variable_frame_rate_screen_time_follows_real_timestamps(tmp_path):
     # 10 frames of 0.1 s, then 30 frames of 1/30 s, all with a face (2.0 s); then 1.0 s blank
     face = _face_frame(640, 360)
@@ -110,6 +112,7 @@ def test_variable_frame_rate_screen_time_follows_real_timestamps(tmp_path):
     assert report.people[0].last_ts == pytest.approx(2.0, abs=0.05)
 
 
+@pytest.mark.slow
 def test_very_large_frames_are_processed(tmp_path):
     # 4K UHD: the detector letterboxes to its input size; alignment uses full-size landmarks
     face = _face_frame(3840, 2160)

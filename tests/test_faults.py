@@ -23,6 +23,9 @@ from screenalytics_assets.settings import load_settings
 from tests.conftest import HAMILTON, REPO
 from tests.s3_server import FAKE_AWS_ENV, free_port, new_bucket, s3_client
 
+#: Every test here runs the pipeline on video.
+pytestmark = pytest.mark.slow
+
 
 # --------------------------------------------------------------------------- S3 goes away
 def test_s3_endpoint_going_away_mid_run_then_coming_back(tmp_path, monkeypatch):

@@ -10,6 +10,9 @@ from dagster import AssetKey
 
 from tests.conftest import HAMILTON_CUTS, HAMILTON_FRONTAL_SHOT
 
+#: Every test here runs the pipeline on video.
+pytestmark = pytest.mark.slow
+
 EPISODE_ASSETS = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps",
                   "cast_links", "screentime"]
 DESIGN_FILES = ["detections.jsonl", "tracks.jsonl", "faces.jsonl", "faces_embeddings.npy",

@@ -17,7 +17,8 @@ from tests.browser import CHROMEDRIVER, CHROMIUM, MISSING, chromium, stop_group
 from tests.browser import wait_for as _wait
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)]
 
 
 def _free_port() -> int:
