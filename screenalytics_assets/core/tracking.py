@@ -78,7 +78,8 @@ class Track:
 
 
 def _column(name: str) -> property:
-    return property(lambda self: getattr(self.rows, name), doc=f"``rows.{name}``")
+    return property(lambda self: getattr(self.rows, name),
+                    lambda self, value: setattr(self.rows, name, value), doc=f"``rows.{name}``")
 
 
 for _name in TRACK_COLUMNS:
