@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import time
+
 from dagster import AssetKey, DagsterInstance, Definitions
+
+# Dagster 1.13 has no public API that creates an asset backfill from Python (the UI and GraphQL
+# do it; a public ``DagsterInstance.launch_backfill`` was proposed in dagster-io/dagster#26731 and
+# closed unmerged), so this module alone uses the three internal names it takes; every other
+# module uses public APIs only (tests/test_api.py checks it).
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
-from dagster._time import get_current_timestamp
 
 from .core.errors import ScreenalyticsError
 from .partitions import episode_partitions, season_episodes, season_key, season_partitions
@@ -61,7 +67,7 @@ def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: s
         subsets[SEASON_ASSET] = season_partitions.subset_with_partition_keys([key])
     backfill = PartitionBackfill.from_asset_graph_subset(
         backfill_id=make_new_backfill_id(),
-        backfill_timestamp=get_current_timestamp(),
+        backfill_timestamp=time.time(),
         tags={"screenalytics/season": key},
         dynamic_partitions_store=instance,
         asset_graph_subset=AssetGraphSubset(partitions_subsets_by_asset_key=subsets),

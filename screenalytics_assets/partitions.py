@@ -62,22 +62,42 @@ def _is_valid(ep_id: str) -> bool:
     return True
 
 
+def episode_partition_keys(ep_id: str) -> dict[str, str]:
+    """What registering an episode adds: partitions definition name -> key, for the episode, its
+    season and its show (the show's ``facebank`` partition). The one definition every entry
+    point (CLI, sensors, tests) registers through.
+
+    Raises:
+        InvalidEpIdError: ``ep_id`` breaks the grammar.
+    """
+    e = parse_ep_id(validate_ep_id(ep_id))
+    return {SHOWS_PARTITION: validate_show(e.show), SEASONS_PARTITION: season_key(e.show, e.season),
+            EPISODES_PARTITION: ep_id}
+
+
+def missing_partitions(instance: DagsterInstance, ep_ids: list[str]) -> dict[str, list[str]]:
+    """Partitions definition name -> the keys that registering ``ep_ids`` would add (those the
+    instance lacks), in first-seen order. Raises InvalidEpIdError on a bad ep_id."""
+    out: dict[str, list[str]] = {}
+    for ep_id in ep_ids:
+        for name, key in episode_partition_keys(ep_id).items():
+            keys = out.setdefault(name, [])
+            if key not in keys and not instance.has_dynamic_partition(name, key):
+                keys.append(key)
+    return {name: keys for name, keys in out.items() if keys}
+
+
 def register_episode(instance: DagsterInstance, ep_id: str) -> bool:
-    """Validate ``ep_id`` and add it as a partition, with its season and its show; True when the episode
-    was new.
+    """Validate ``ep_id`` and add it as a partition, with its season and its show
+    (:func:`episode_partition_keys`); True when the episode was new.
 
     Raises:
         InvalidEpIdError: ``ep_id`` breaks the grammar (nothing is registered).
     """
-    validate_ep_id(ep_id)
-    season = season_of(ep_id)
-    if not instance.has_dynamic_partition(SEASONS_PARTITION, season):
-        instance.add_dynamic_partitions(SEASONS_PARTITION, [season])
-    register_show(instance, parse_ep_id(ep_id).show)
-    if instance.has_dynamic_partition(EPISODES_PARTITION, ep_id):
-        return False
-    instance.add_dynamic_partitions(EPISODES_PARTITION, [ep_id])
-    return True
+    new = missing_partitions(instance, [ep_id])
+    for name, keys in new.items():
+        instance.add_dynamic_partitions(name, keys)
+    return ep_id in new.get(EPISODES_PARTITION, [])
 
 
 def register_show(instance: DagsterInstance, show: str) -> bool:

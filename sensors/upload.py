@@ -7,7 +7,8 @@ local data root) run the same tick logic over the storage resource's ``list_vide
   neither rescans old uploads nor launches them again;
 * a key that is not ``videos/{ep_id}/episode.mp4`` with a valid ep_id is skipped, with a log line
   saying why (once per key and version);
-* a valid new or changed upload adds the episode (and its season) partitions, records an
+* a valid new or changed upload adds the episode, season and show partitions (the same
+  registration as the CLI: ``partitions.missing_partitions``), records an
   ``AssetObservation`` of ``episode_video`` with the video's data version, and requests a run of
   the episode job with ``run_key = "{key}@{version}"``: the same upload never starts two runs,
   a re-upload with new content starts one.
@@ -38,11 +39,7 @@ from resources.storage import ArtifactStore
 from screenalytics_assets.core.ep_id import validate_ep_id
 from screenalytics_assets.core.errors import InvalidEpIdError
 from screenalytics_assets.core.review import edits_version
-from screenalytics_assets.partitions import (
-    EPISODES_PARTITION,
-    SEASONS_PARTITION,
-    season_of,
-)
+from screenalytics_assets.partitions import EPISODES_PARTITION, missing_partitions
 
 VIDEO_NAME = "episode.mp4"
 DATA_VERSION_TAG = "dagster/data_version"
@@ -54,7 +51,6 @@ class UploadScan:
 
     run_requests: list[RunRequest] = field(default_factory=list)
     new_episodes: list[str] = field(default_factory=list)
-    new_seasons: list[str] = field(default_factory=list)
     observations: list[AssetObservation] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     cursor: str = "{}"
@@ -86,7 +82,7 @@ def load_cursor(cursor: str | None) -> dict[str, str]:
 
 
 def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[str],
-                 known_seasons: set[str], log) -> UploadScan:
+                 log) -> UploadScan:
     """One tick over ``store.list_videos()`` (see the module docstring); Dagster-free of side
     effects: the caller applies the partition requests and run requests."""
     seen = load_cursor(cursor)
@@ -113,9 +109,6 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
             out.observations.append(AssetObservation(
                 asset_key=AssetKey("identity_edits"), partition=ep_id,
                 tags={DATA_VERSION_TAG: edits_version(read_edits(store, ep_id))}))
-        season = season_of(ep_id)
-        if season not in known_seasons and season not in out.new_seasons:
-            out.new_seasons.append(season)
         out.observations.append(AssetObservation(
             asset_key=AssetKey("episode_video"), partition=ep_id,
             tags={DATA_VERSION_TAG: version},
@@ -132,13 +125,10 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
 def _tick(context: SensorEvaluationContext, storage: StorageResource):
     instance = context.instance
     scan = scan_uploads(storage.store(), context.cursor,
-                        set(instance.get_dynamic_partitions(EPISODES_PARTITION)),
-                        set(instance.get_dynamic_partitions(SEASONS_PARTITION)), context.log)
-    requests = []
-    if scan.new_seasons:
-        requests.append(AddDynamicPartitionsRequest(SEASONS_PARTITION, scan.new_seasons))
-    if scan.new_episodes:
-        requests.append(AddDynamicPartitionsRequest(EPISODES_PARTITION, scan.new_episodes))
+                        set(instance.get_dynamic_partitions(EPISODES_PARTITION)), context.log)
+    # the episodes, seasons and shows to add: the same registration as every other entry point
+    requests = [AddDynamicPartitionsRequest(name, keys) for name, keys in
+                missing_partitions(instance, scan.new_episodes).items()]
     if not scan.run_requests and not requests:
         return SensorResult(skip_reason=SkipReason(
             "no new or changed uploads under videos/" +

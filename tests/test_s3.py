@@ -29,7 +29,7 @@ from screenalytics_assets.cli import main as cli_main
 from screenalytics_assets.core.artifacts import CODECS
 from screenalytics_assets.core.errors import ArtifactError, VideoError
 from screenalytics_assets.definitions import EPISODE_JOB, SEASON_JOB, build_definitions
-from screenalytics_assets.partitions import EPISODES_PARTITION, SEASONS_PARTITION
+from screenalytics_assets.partitions import EPISODES_PARTITION, SEASONS_PARTITION, SHOWS_PARTITION
 from screenalytics_assets.settings import load_settings
 from sensors.upload import scan_uploads
 from tests.conftest import HAMILTON
@@ -148,7 +148,8 @@ def test_sensor_requests_a_run_for_the_upload(world, first_upload):
     assert req.run_key == f"videos/{EP1}/episode.mp4@{etag}"
     added = {(r.partitions_def_name, k) for r in data.dynamic_partitions_requests
              for k in r.partition_keys}
-    assert added == {(EPISODES_PARTITION, EP1), (SEASONS_PARTITION, SEASON)}
+    assert added == {(EPISODES_PARTITION, EP1), (SEASONS_PARTITION, SEASON),
+                     (SHOWS_PARTITION, "hamilton")}
     obs = {e.asset_key.to_user_string(): e for e in data.asset_events}
     assert set(obs) == {"episode_video", "identity_edits"}
     assert obs["episode_video"].partition == obs["identity_edits"].partition == EP1
@@ -202,7 +203,7 @@ def test_invalid_keys_are_skipped_with_a_reason(endpoint, tmp_path, caplog):
     assert set(bad) <= listed  # the server kept the odd keys as they are
     log = logging.getLogger("test-sensor")
     with caplog.at_level(logging.INFO, logger="test-sensor"):
-        scan = scan_uploads(store, None, set(), set(), log)
+        scan = scan_uploads(store, None, set(), log)
     assert [r.partition_key for r in scan.run_requests] == ["show-s01e02"]
     assert scan.new_episodes == ["show-s01e02"]
     assert set(scan.skipped) == set(bad)
@@ -212,7 +213,7 @@ def test_invalid_keys_are_skipped_with_a_reason(endpoint, tmp_path, caplog):
     # skipped keys are remembered: the next tick neither logs them again nor requests anything
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="test-sensor"):
-        again = scan_uploads(store, scan.cursor, {"show-s01e02"}, {"show-s01"}, log)
+        again = scan_uploads(store, scan.cursor, {"show-s01e02"}, log)
     assert not again.run_requests and not again.skipped and not caplog.records
 
 
