@@ -43,15 +43,18 @@ class SeasonBackfill:
 
 
 def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: str, season: int,
-                           include_rollup: bool = True) -> SeasonBackfill:
+                           include_rollup: bool = True, only: list[str] | None = None
+                           ) -> SeasonBackfill:
     """Add a backfill of every registered episode of ``show`` season ``season`` to ``instance``.
 
     The ``dagster-daemon`` (backfill daemon) launches its runs: one per episode, then the season
-    roll-up.
+    roll-up. ``only``: back-fill just these registered episodes of the season (an empty list with
+    ``include_rollup``: the roll-up alone).
 
     Raises:
         InvalidEpIdError: bad show slug or season number.
-        NoEpisodesError: the season has no registered episodes.
+        NoEpisodesError: the season has no registered episodes, or ``only`` names an episode that
+            is not one of them.
     """
     key = season_key(show, season)
     episodes = season_episodes(instance, key)
@@ -59,8 +62,16 @@ def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: s
         raise NoEpisodesError(
             f"season {key} has no registered episodes; register them first by uploading "
             f"videos/{key}eNN/episode.mp4 (sensor) or `screenalytics run VIDEO --ep-id {key}e01`")
+    if only is not None:
+        unknown = sorted(set(only) - set(episodes))
+        if unknown:
+            raise NoEpisodesError(f"{', '.join(unknown)} not registered episodes of {key} "
+                                  f"(registered: {', '.join(episodes)})")
+        episodes = sorted(only)
+        if not episodes and not include_rollup:
+            raise NoEpisodesError(f"nothing to back-fill for {key}")
     subsets = {k: episode_partitions.subset_with_partition_keys(episodes)
-               for k in episode_asset_keys(defs)}
+               for k in episode_asset_keys(defs)} if episodes else {}
     if include_rollup:
         if not instance.has_dynamic_partition(season_partitions.name, key):
             instance.add_dynamic_partitions(season_partitions.name, [key])

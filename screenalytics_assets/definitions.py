@@ -5,7 +5,10 @@ Configuration comes from the environment (see the README): ``SCREENALYTICS_DATA_
 ``SCREENALYTICS_MODEL_PACK``, ``SCREENALYTICS_DEVICE``, and the storage backend:
 ``STORAGE_BACKEND=local|s3`` with ``SCREENALYTICS_S3_BUCKET``, ``SCREENALYTICS_S3_PREFIX``,
 ``AWS_ENDPOINT_URL`` / ``SCREENALYTICS_S3_ENDPOINT_URL`` and ``AWS_REGION`` (see
-``resources.backend``).
+``resources.backend``). Sensors: ``SCREENALYTICS_SENSORS=on`` starts the upload sensor and
+``SCREENALYTICS_AUTOMATION=on`` the automation sensor by default (``screenalytics serve`` sets
+both); ``SCREENALYTICS_SENSOR_INTERVAL_S`` is the least time between two evaluations of each
+(seconds, default 30).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dagster import (
     DefaultSensorStatus,
     Definitions,
     define_asset_job,
+    in_process_executor,
 )
 
 from resources.backend import storage_from_env
@@ -32,22 +36,57 @@ from .assets.presentation import with_catalog_attributes
 from .assets.season import build_season_assets
 from .checks import ASSET_CHECKS
 from .partitions import episode_partitions, season_partitions, show_partitions
-from .settings import Settings, load_settings
+from .settings import Settings, SettingsError, load_settings
 
 EPISODE_JOB = "episode_job"
 SEASON_JOB = "season_job"
 FACEBANK_JOB = "facebank_job"
 AUTOMATION_SENSOR = "screenalytics_automation"
+SENSORS_ENV = "SCREENALYTICS_SENSORS"
+AUTOMATION_ENV = "SCREENALYTICS_AUTOMATION"
+SENSOR_INTERVAL_ENV = "SCREENALYTICS_SENSOR_INTERVAL_S"
+DEFAULT_SENSOR_INTERVAL_S = 30
+#: The sensor daemon looks at its sensors every 5 s (Dagster's sensor loop), so a shorter
+#: interval would not make them run more often.
+MIN_SENSOR_INTERVAL_S = 5
 
 
-def automation_sensor(asset_keys) -> AutomationConditionSensorDefinition:
+def env_switch(name: str) -> bool:
+    """True when the environment variable ``name`` is ``on``, ``1``, ``true`` or ``yes``."""
+    return os.environ.get(name, "off").strip().lower() in ("1", "on", "true", "yes")
+
+
+def sensor_interval_s() -> int:
+    """``SCREENALYTICS_SENSOR_INTERVAL_S``: the least time between two evaluations of each sensor
+    (seconds, default 30, at least 5).
+
+    Raises:
+        SettingsError: not a whole number of seconds, or under 5.
+    """
+    raw = os.environ.get(SENSOR_INTERVAL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SENSOR_INTERVAL_S
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < MIN_SENSOR_INTERVAL_S:
+        raise SettingsError(
+            f"{SENSOR_INTERVAL_ENV}={raw!r} is not a whole number of seconds >= "
+            f"{MIN_SENSOR_INTERVAL_S}; set it to e.g. 30 or unset it")
+    return value
+
+
+def automation_sensor(asset_keys, minimum_interval_seconds: int = DEFAULT_SENSOR_INTERVAL_S
+                      ) -> AutomationConditionSensorDefinition:
     """Evaluates the assets' automation conditions on a running daemon. Stopped unless
     ``SCREENALYTICS_AUTOMATION=on``; start or stop it in the UI (Automation) or with
     ``dagster sensor start|stop screenalytics_automation``."""
-    on = os.environ.get("SCREENALYTICS_AUTOMATION", "off").lower() in ("1", "on", "true", "yes")
     return AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR, target=AssetSelection.assets(*asset_keys),
-        default_status=DefaultSensorStatus.RUNNING if on else DefaultSensorStatus.STOPPED,
+        default_status=DefaultSensorStatus.RUNNING if env_switch(AUTOMATION_ENV)
+        else DefaultSensorStatus.STOPPED,
+        minimum_interval_seconds=minimum_interval_seconds,
         description="Keeps episode partitions fresh: new uploads and settings edits.")
 
 
@@ -63,8 +102,10 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
 
     Raises:
         StorageConfigError: the storage settings in the environment are incomplete.
+        SettingsError: a bad settings file or ``SCREENALYTICS_SENSOR_INTERVAL_S``.
     """
     settings = settings or load_settings()
+    interval = sensor_interval_s()
     if storage is None:
         storage = storage_from_env(data_root)
     if models is None:
@@ -91,7 +132,12 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
             [episode_video, identity_edits, facebank, *episode_assets, *season_assets], backend),
         asset_checks=ASSET_CHECKS,
         jobs=[episode_job, season_job, facebank_job],
-        sensors=[upload_sensor_for(backend, EPISODE_JOB), automation_sensor(episode_assets)],
+        sensors=[upload_sensor_for(backend, EPISODE_JOB, interval, env_switch(SENSORS_ENV)),
+                 automation_sensor(episode_assets, interval)],
+        # Runs launched by the daemon (sensors, automation, backfills) execute every step in
+        # the run's process, as the CLI does: one episode's steps form a chain anyway, and the
+        # models load once per run instead of once per step subprocess.
+        executor=in_process_executor,
         resources={
             "storage": storage,
             "models": models,

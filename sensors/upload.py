@@ -122,6 +122,18 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
     return out
 
 
+def skip_message(skipped: dict[str, str], limit: int = 5) -> str:
+    """The reason a tick launched nothing, naming up to ``limit`` skipped keys and why (shown
+    in the sensor's tick history)."""
+    msg = "no new or changed uploads under videos/"
+    if skipped:
+        reasons = [f"skipped {why}" if key in why else f"skipped {key!r}: {why}"
+                   for key, why in list(skipped.items())[:limit]]
+        more = len(skipped) - limit
+        msg += "; " + "; ".join(reasons) + (f"; and {more} more keys" if more > 0 else "")
+    return msg
+
+
 def _tick(context: SensorEvaluationContext, storage: StorageResource):
     instance = context.instance
     scan = scan_uploads(storage.store(), context.cursor,
@@ -130,36 +142,41 @@ def _tick(context: SensorEvaluationContext, storage: StorageResource):
     requests = [AddDynamicPartitionsRequest(name, keys) for name, keys in
                 missing_partitions(instance, scan.new_episodes).items()]
     if not scan.run_requests and not requests:
-        return SensorResult(skip_reason=SkipReason(
-            "no new or changed uploads under videos/" +
-            (f" ({len(scan.skipped)} keys skipped)" if scan.skipped else "")),
-            cursor=scan.cursor)
+        return SensorResult(skip_reason=SkipReason(skip_message(scan.skipped)),
+                            cursor=scan.cursor)
     return SensorResult(run_requests=scan.run_requests, dynamic_partitions_requests=requests,
                         asset_events=scan.observations, cursor=scan.cursor)
 
 
 def build_upload_sensor(name: str, job_name: str, description: str,
-                        minimum_interval_seconds: int = 30) -> SensorDefinition:
-    """An upload sensor named ``name`` that requests runs of ``job_name`` (stopped by default:
-    turn it on in the UI, then ``dagster-daemon`` evaluates it)."""
+                        minimum_interval_seconds: int = 30, running: bool = False
+                        ) -> SensorDefinition:
+    """An upload sensor named ``name`` that requests runs of ``job_name`` at most every
+    ``minimum_interval_seconds`` seconds. Stopped by default (``running=False``): turn it on in
+    the UI, or start it with ``screenalytics serve``; a running ``dagster-daemon`` evaluates it."""
 
     @sensor(name=name, job_name=job_name, description=description,
             minimum_interval_seconds=minimum_interval_seconds,
-            default_status=DefaultSensorStatus.STOPPED)
+            default_status=DefaultSensorStatus.RUNNING if running
+            else DefaultSensorStatus.STOPPED)
     def _sensor(context: SensorEvaluationContext, storage: StorageResource):
         return _tick(context, storage)
 
     return _sensor
 
 
-def upload_sensor_for(backend: str, job_name: str) -> SensorDefinition:
-    """The sensor matching the storage backend (``s3`` or ``local``)."""
+def upload_sensor_for(backend: str, job_name: str, minimum_interval_seconds: int = 30,
+                      running: bool = False) -> SensorDefinition:
+    """The sensor matching the storage backend (``s3`` or ``local``); see
+    :func:`build_upload_sensor` for the other arguments."""
     if backend == "s3":
         return build_upload_sensor(
             "s3_upload_sensor", job_name,
             "Polls the bucket's videos/ prefix; a new or changed videos/{ep_id}/episode.mp4 "
-            "(by ETag) registers the episode and runs its assets.")
+            "(by ETag) registers the episode and runs its assets.",
+            minimum_interval_seconds, running)
     return build_upload_sensor(
         "local_video_sensor", job_name,
         "Polls <data root>/videos/; a new or changed videos/{ep_id}/episode.mp4 (by size and "
-        "mtime; data version = sha256) registers the episode and runs its assets.")
+        "mtime; data version = sha256) registers the episode and runs its assets.",
+        minimum_interval_seconds, running)

@@ -22,10 +22,11 @@ from . import facebank as facebank_cmd  # noqa: E402
 from . import review as review_cmd  # noqa: E402
 from . import review_ui as review_ui_cmd  # noqa: E402
 from . import run as run_cmd  # noqa: E402
+from . import serve as serve_cmd  # noqa: E402
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
 COMMANDS = [run_cmd, facebank_cmd, review_cmd, review_ui_cmd, backfill_cmd, crops_cmd,
-            delete_cmd]
+            delete_cmd, serve_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance
 from resources.dagster_storage import data_root_from_env
 
 from ..core.errors import ScreenalyticsError
+from ..daemon import user_message
 
 
 # The CLI shows its own progress; Dagster's console logger only reports warnings and errors.
@@ -69,7 +70,7 @@ def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey
                                     raise_on_error=False)
     if not result.success:
         errors = [
-            f"{e.step_key}: {_user_message(e.step_failure_data.error)}"
+            f"{e.step_key}: {user_message(e.step_failure_data.error)}"
             for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE
         ]
         done = [e.asset_key for e in result.all_events
@@ -78,11 +79,3 @@ def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey
             f"run {result.run_id} for {ep_id} failed: " + ("; ".join(errors) or "see the run log"),
             done)
     return result
-
-
-def _user_message(error) -> str:
-    while error is not None and error.cause is not None and "dagster" in error.cls_name.lower():
-        error = error.cause
-    if error is None:
-        return "unknown error"
-    return f"{error.cls_name}: {error.message.strip().splitlines()[-1] if error.message else ''}"

@@ -1,0 +1,204 @@
+"""``screenalytics serve``: the Dagster UI and daemon on the CLI's own instance, sensors running.
+
+Two processes, each the leader of its own process group: ``dagster-webserver`` and
+``dagster-daemon run``, both on the code location ``screenalytics_assets.definitions`` with the
+environment of the CLI (data root, ``DAGSTER_HOME``, settings, model root, storage backend). Every
+process they start (code servers, run workers) stays in their group, so stopping ``serve``
+(Ctrl-C or SIGTERM) interrupts each group and, after a grace period, kills what is left of it:
+nothing is orphaned.
+
+Why not ``dagster dev``: it serves both processes from one shared code server that only reloads
+when asked in the UI; ``dagster-daemon`` on its own reloads its code location every minute, so an
+edit of the settings file reaches the automation sensor without anyone touching the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .common import add_common_args, data_root, instance_for
+
+CODE_LOCATION = "screenalytics_assets.definitions"
+#: seconds each process group gets to shut down after SIGINT before it is killed
+STOP_GRACE_S = 20.0
+#: seconds the webserver gets to answer before ``serve`` gives up
+START_TIMEOUT_S = 300.0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="watch a folder (or bucket): the Dagster UI and daemon, sensors running",
+        description="Start the Dagster webserver and dagster-daemon on the same Dagster "
+                    "instance, data root, settings and model root as the other commands, with "
+                    "the upload sensor (local videos/ folder, or the bucket when "
+                    "STORAGE_BACKEND=s3) and the automation sensor running. Ctrl-C stops "
+                    "everything it started.")
+    p.add_argument("--host", default="127.0.0.1", help="webserver host (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=3000,
+                   help="webserver port (default 3000; 0 picks a free one)")
+    p.add_argument("--profile", help="settings profile: fast, balanced (default), accurate")
+    p.add_argument("--no-sensors", action="store_true",
+                   help="start with the upload and automation sensors stopped")
+    p.add_argument("--sensor-interval", type=int, metavar="SECONDS",
+                   help="least time between two evaluations of each sensor (default 30, or "
+                        "$SCREENALYTICS_SENSOR_INTERVAL_S)")
+    add_common_args(p)
+    p.set_defaults(func=run)
+
+
+def free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def dagster_script(name: str) -> str:
+    """The console script ``name`` installed beside this Python (the same environment)."""
+    import shutil
+
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        from ..core.errors import ScreenalyticsError
+
+        raise ScreenalyticsError(f"{name} is not installed in {sys.prefix}; run "
+                                 "`bash scripts/install.sh` to install dagster-webserver")
+    return found
+
+
+def run(args) -> int:
+    from resources.backend import storage_from_env
+    from resources.dagster_storage import LocalStorageResource
+    from resources.models import FaceModelsResource, load_face_models
+
+    from ..definitions import (
+        AUTOMATION_ENV,
+        AUTOMATION_SENSOR,
+        SENSOR_INTERVAL_ENV,
+        SENSORS_ENV,
+        sensor_interval_s,
+    )
+    from ..settings import load_settings
+
+    root = data_root(args)
+    if args.profile:
+        os.environ["SCREENALYTICS_PROFILE"] = args.profile
+    if args.sensor_interval is not None:
+        os.environ[SENSOR_INTERVAL_ENV] = str(args.sensor_interval)
+    interval = sensor_interval_s()  # bad values fail here, not in the daemon
+    settings = load_settings()
+    storage = storage_from_env(str(root))
+    store = storage.store()
+    models = FaceModelsResource.from_env()  # a missing model pack fails here, not in every run
+    load_face_models(models.model_root, settings.model_pack, models.device)
+    instance = instance_for(root)  # creates the instance's storage before two processes open it
+    on = "off" if args.no_sensors else "on"
+    env = {**os.environ, SENSORS_ENV: on, AUTOMATION_ENV: on}
+    port = args.port or free_port(args.host)
+    url = f"http://{args.host}:{port}"
+    local = isinstance(storage, LocalStorageResource)
+    upload_sensor = "local_video_sensor" if local else "s3_upload_sensor"
+    state = "stopped (--no-sensors)" if args.no_sensors else f"running, every {interval} s"
+    print(f"Dagster UI: {url}")
+    print(f"instance:   {instance.root_directory}")
+    print(f"settings:   profile {settings.profile}, model pack {settings.model_pack}")
+    watched = store.uri("videos/").rstrip("/") + "/{ep_id}/episode.mp4"
+    print(f"watching:   {watched} ({upload_sensor}, {state})")
+    print(f"automation: {AUTOMATION_SENSOR} ({state})")
+    sys.stdout.flush()
+    procs: list[subprocess.Popen] = []
+    # Ctrl-C raises KeyboardInterrupt here even when started with SIGINT ignored (as background
+    # jobs of a script are); the children then start with SIGINT handled normally too
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # SIGTERM (e.g. from a service manager) stops everything just as Ctrl-C does
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        procs.append(_start([dagster_script("dagster-daemon"), "run", "-m", CODE_LOCATION], env))
+        procs.append(_start([dagster_script("dagster-webserver"), "-m", CODE_LOCATION,
+                             "-h", args.host, "-p", str(port),
+                             "--dagster-log-level", "warning"], env))
+        if not _wait_until_up(url, procs):
+            return 1
+        print(f"ready: open {url} (Ctrl-C stops the webserver and the daemon)", flush=True)
+        while True:
+            for proc in procs:
+                if proc.poll() is not None:
+                    print(f"error: {Path(proc.args[0]).name} exited with status "
+                          f"{proc.returncode}; stopping", file=sys.stderr)
+                    return 1
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("stopping the webserver and the daemon...", flush=True)
+        return 0
+    finally:
+        # a second Ctrl-C must not cut the shutdown short and orphan a process group
+        old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            stop(procs)
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _start(cmd: list[str], env: dict) -> subprocess.Popen:
+    # its own session and process group (pgid = pid): a terminal's Ctrl-C reaches only `serve`,
+    # which then stops each group as a whole
+    return subprocess.Popen(cmd, env=env, start_new_session=True)
+
+
+def _wait_until_up(url: str, procs: list[subprocess.Popen]) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                print(f"error: {Path(proc.args[0]).name} exited with status {proc.returncode} "
+                      "while starting", file=sys.stderr)
+                return False
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    print(f"error: the webserver did not answer at {url} within {START_TIMEOUT_S:.0f} s",
+          file=sys.stderr)
+    return False
+
+
+def stop(procs: list[subprocess.Popen], grace_s: float = STOP_GRACE_S) -> None:
+    """Interrupt each process group (SIGINT: Dagster's processes shut down cleanly on it), wait
+    up to ``grace_s`` seconds, then SIGKILL whatever is left in the groups."""
+    for proc in procs:
+        _signal_group(proc.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in procs:
+        # the leader may be gone while its children (code server, run workers) are not
+        _signal_group(proc.pid, signal.SIGKILL)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

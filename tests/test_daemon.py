@@ -1,0 +1,181 @@
+"""The automatic paths with a real daemon: ``screenalytics serve`` (webserver + dagster-daemon, the
+embedded local instance) watches the data root's videos/ folder; nobody runs the pipeline by
+hand. One serve process tree for the whole module; tests build on each other in file order, and
+the last one stops it with Ctrl-C and checks that no process is left.
+
+Clips are 1.5 s, 320 px cuts of the real Hamilton clip (tests/clips.py), run with the fast
+profile.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+
+import pytest
+import yaml
+from dagster import AssetKey
+
+from screenalytics_assets.daemon import daemon_alive
+from screenalytics_assets.definitions import AUTOMATION_SENSOR
+from screenalytics_assets.settings import DEFAULT_SETTINGS_PATH
+from tests.clips import cut_clip
+from tests.served import (
+    SENSOR_INTERVAL_S,
+    kill_tree,
+    materialization_count,
+    place_video,
+    runs_in_progress,
+    runs_of,
+    sensor_ticks,
+    start_serve,
+    stop_serve,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.daemon]
+
+EP1, EP2, SEASON = "show-s01e01", "show-s01e02", "show-s01"
+SENSOR = "local_video_sensor"
+RUN_TIMEOUT_S = 420
+EPISODE_ASSETS = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps",
+                  "cast_links", "screentime"]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    return {EP1: cut_clip(d / "a.mp4", start=82), EP2: cut_clip(d / "b.mp4", start=120)}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    settings = tmp / "settings.yaml"  # edited by the automation test
+    settings.write_text(DEFAULT_SETTINGS_PATH.read_text())
+    s = start_serve(tmp, {"STORAGE_BACKEND": "local", "SCREENALYTICS_SETTINGS": str(settings)})
+    s.settings_file = settings
+    try:
+        yield s
+    finally:
+        if s.proc.poll() is None:
+            kill_tree(s.proc)
+
+
+def materialized(served, asset: str, partition: str) -> bool:
+    return materialization_count(served.instance, asset, partition) > 0
+
+
+def test_serve_prints_the_ui_and_what_it_watches(served):
+    out = served.output()
+    assert f"watching:   {served.root / 'videos'}/{{ep_id}}/episode.mp4 ({SENSOR}, running, " \
+           f"every {SENSOR_INTERVAL_S} s)" in out
+    assert f"automation: {AUTOMATION_SENSOR} (running" in out
+    assert f"instance:   {served.home}" in out
+    with urllib.request.urlopen(f"{served.url}/server_info", timeout=10) as resp:
+        assert resp.status == 200
+    wait_for(lambda: daemon_alive(served.instance, "SENSOR"), 120, "a daemon heartbeat", served)
+
+
+def test_a_video_copied_into_the_folder_is_run_by_the_daemon(served, clips):
+    place_video(served.root, EP1, clips[EP1])
+    wait_for(lambda: materialized(served, "screentime", EP1), RUN_TIMEOUT_S,
+             f"screentime of {EP1}", served)
+    (run,) = runs_of(served.instance, EP1)
+    assert run.tags["dagster/sensor_name"] == SENSOR
+    assert run.tags["dagster/run_key"].startswith(f"videos/{EP1}/episode.mp4@")
+    for asset in EPISODE_ASSETS:
+        assert materialization_count(served.instance, asset, EP1) == 1, asset
+
+
+def test_a_badly_named_file_is_skipped_with_a_reason(served, clips):
+    runs_before = len(served.instance.get_runs())
+    bad = served.root / "videos" / "Bad Name" / "episode.mp4"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(clips[EP1].read_bytes())
+
+    def skip_tick():
+        return next((t for t in sensor_ticks(served.instance, SENSOR)
+                     if t.skip_reason and "Bad Name" in t.skip_reason), None)
+
+    tick = wait_for(skip_tick, 120, "a tick that skips 'Bad Name'", served)
+    assert "videos/Bad Name/episode.mp4" in tick.skip_reason
+    assert "invalid ep_id 'Bad Name'" in tick.skip_reason
+    assert not tick.run_ids
+    # the next ticks remember the key: still no run for it
+    n = len(sensor_ticks(served.instance, SENSOR))
+    wait_for(lambda: len(sensor_ticks(served.instance, SENSOR)) >= n + 2, 60, "two more ticks",
+             served)
+    assert len(served.instance.get_runs()) == runs_before
+    bad.unlink()
+    bad.parent.rmdir()
+
+
+def test_backfill_wait_follows_the_daemon_to_the_end(served, clips):
+    place_video(served.root, EP2, clips[EP2])
+    wait_for(lambda: materialized(served, "screentime", EP2), RUN_TIMEOUT_S,
+             f"screentime of {EP2}", served)
+    wait_for(lambda: not runs_in_progress(served.instance), 120, "no run in progress", served)
+    result = served.cli("backfill", "--show", "show", "--season", "1", "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2/2 episodes done, 0 failed, roll-up done [completed_success]" in result.stdout
+    (backfill,) = served.instance.get_backfills()
+    assert backfill.status.value == "COMPLETED_SUCCESS"
+    assert materialized(served, "season_screentime", SEASON)
+    for ep in (EP1, EP2):
+        assert any(r.tags.get("dagster/backfill") == backfill.backfill_id
+                   for r in runs_of(served.instance, ep)), ep
+
+
+def test_backfill_without_wait_sees_the_running_daemon(served):
+    result = served.cli("backfill", "--show", "show", "--season", "1", "--failed-only")
+    assert result.returncode == 0, result.stderr
+    assert "no episode's last run failed; nothing submitted" in result.stdout
+    assert "no dagster-daemon" not in result.stderr
+
+
+def test_a_settings_edit_rematerializes_that_stage_and_below(served):
+    """cluster_thresh is read by identities only: the automation sensor re-runs identities and
+    what is downstream of it (track_reps, cast_links, screentime), once per episode; the
+    detections, tracks, faces and embeddings stay as they are."""
+    wait_for(lambda: not runs_in_progress(served.instance), 180, "no run in progress", served)
+    # the automation sensor has had its say about the current state: a few quiet ticks
+    n = len(sensor_ticks(served.instance, AUTOMATION_SENSOR, limit=1000))
+    wait_for(lambda: len(sensor_ticks(served.instance, AUTOMATION_SENSOR, limit=1000)) >= n + 3,
+             120, "automation ticks", served)
+    assert not runs_in_progress(served.instance)
+    before = {(a, ep): materialization_count(served.instance, a, ep)
+              for a in EPISODE_ASSETS for ep in (EP1, EP2)}
+    runs_before = {r.run_id for r in served.instance.get_runs()}
+    doc = yaml.safe_load(served.settings_file.read_text())
+    doc["model_packs"]["ci_pack"]["cluster_thresh"] = 0.45
+    served.settings_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def redone():
+        return all(materialization_count(served.instance, "screentime", ep)
+                   > before[("screentime", ep)] for ep in (EP1, EP2)) \
+            and not runs_in_progress(served.instance)
+
+    # the daemon reloads its code location every 60 s (Dagster's RELOAD_WORKSPACE_INTERVAL)
+    wait_for(redone, 300, "the automation sensor's re-runs", served, poll_s=2)
+    time.sleep(3 * SENSOR_INTERVAL_S)  # nothing else follows
+    assert not runs_in_progress(served.instance)
+    changed = {"identities", "track_reps", "cast_links", "screentime"}
+    for (asset, ep), count in before.items():
+        now = materialization_count(served.instance, asset, ep)
+        assert now == count + (asset in changed), (asset, ep, count, now)
+    new_runs = [r for r in served.instance.get_runs() if r.run_id not in runs_before]
+    assert new_runs
+    for run in new_runs:
+        assert run.tags.get("dagster/sensor_name") == AUTOMATION_SENSOR, run.tags
+    season = served.instance.get_latest_materialization_event(AssetKey("season_screentime"))
+    assert season is not None
+
+
+def test_ctrl_c_stops_every_process_it_started(served):
+    tree = served.processes()
+    assert len(tree) >= 3  # serve, the webserver, the daemon (+ their code servers)
+    rc, alive = stop_serve(served)
+    assert rc == 0, served.output()[-2000:]
+    assert alive == []
+    assert "stopping the webserver and the daemon" in served.output()

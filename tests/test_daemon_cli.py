@@ -1,0 +1,61 @@
+"""The daemon-facing commands without a daemon (fast): ``screenalytics backfill`` says there is
+none instead of leaving a backfill that silently never runs; ``--failed-only`` picks the
+partitions whose last run failed; ``serve`` refuses bad settings before starting anything."""
+
+from __future__ import annotations
+
+from dagster import AssetKey, DagsterInstance
+
+from screenalytics_assets.cli import main as cli_main
+from screenalytics_assets.daemon import daemon_alive, failed_partitions
+from screenalytics_assets.definitions import EPISODE_JOB, build_definitions
+from screenalytics_assets.partitions import register_episode
+from screenalytics_assets.settings import load_settings
+
+EPS = ["show-s03e01", "show-s03e02", "show-s03e03"]
+
+
+def targets(backfill, asset: str) -> set[str]:
+    subset = backfill.asset_backfill_data.target_subset.get_partitions_subset(AssetKey(asset))
+    return set(subset.get_partition_keys())
+
+
+def test_backfill_without_a_daemon_says_how_to_start_one(cli_env, capsys):
+    instance = DagsterInstance.from_config(str(cli_env / "dagster_home"))
+    for ep in EPS[:2]:
+        register_episode(instance, ep)
+    assert not daemon_alive(instance)
+    assert cli_main(["backfill", "--show", "show", "--season", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "2 episodes (show-s03e01, show-s03e02), then the season roll-up" in out
+    assert "no dagster-daemon is running" in err and "screenalytics serve" in err
+    (backfill,) = instance.get_backfills()
+    assert targets(backfill, "screentime") == set(EPS[:2])
+
+
+def test_failed_only_resubmits_the_partitions_whose_last_run_failed(cli_env, capsys):
+    instance = DagsterInstance.from_config(str(cli_env / "dagster_home"))
+    for ep in EPS:
+        register_episode(instance, ep)
+    # show-s03e02 is registered without a video: its run fails in detections
+    defs = build_definitions(load_settings(profile="fast"), data_root=str(cli_env / "data"))
+    result = defs.resolve_job_def(EPISODE_JOB).execute_in_process(
+        instance=instance, partition_key=EPS[1], raise_on_error=False)
+    assert not result.success
+    assert failed_partitions(instance, EPS) == [EPS[1]]
+    assert cli_main(["backfill", "--show", "show", "--season", "3", "--failed-only"]) == 0
+    assert "1 episodes (show-s03e02), then the season roll-up" in capsys.readouterr().out
+    (backfill,) = instance.get_backfills()
+    assert targets(backfill, "detections") == targets(backfill, "screentime") == {EPS[1]}
+    assert targets(backfill, "season_screentime") == {"show-s03"}
+    # a season where nothing failed: nothing is submitted
+    register_episode(instance, "show-s04e01")
+    assert cli_main(["backfill", "--show", "show", "--season", "4", "--failed-only"]) == 0
+    assert "nothing submitted" in capsys.readouterr().out
+    assert len(instance.get_backfills()) == 1
+
+
+def test_serve_refuses_a_bad_sensor_interval_before_starting_anything(cli_env, capsys):
+    assert cli_main(["serve", "--sensor-interval", "2"]) == 2
+    assert "SCREENALYTICS_SENSOR_INTERVAL_S='2'" in capsys.readouterr().err
+    assert not (cli_env / "dagster_home" / "history").exists()  # the instance was not opened
