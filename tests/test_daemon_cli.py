@@ -59,3 +59,25 @@ def test_serve_refuses_a_bad_sensor_interval_before_starting_anything(cli_env, c
     assert cli_main(["serve", "--sensor-interval", "2"]) == 2
     assert "SCREENALYTICS_SENSOR_INTERVAL_S='2'" in capsys.readouterr().err
     assert not (cli_env / "dagster_home" / "history").exists()  # the instance was not opened
+
+
+def test_sensor_switches_and_interval_come_from_the_environment(cli_env, monkeypatch):
+    """What ``serve`` (and ``serve --no-sensors``) hands the daemon's code location."""
+    from dagster import DefaultSensorStatus
+
+    def sensors():
+        defs = build_definitions(load_settings(profile="fast"), data_root=str(cli_env / "data"))
+        return {s.name: (s.default_status, s.minimum_interval_seconds) for s in defs.sensors}
+
+    monkeypatch.delenv("SCREENALYTICS_SENSORS", raising=False)
+    monkeypatch.delenv("SCREENALYTICS_AUTOMATION", raising=False)
+    monkeypatch.delenv("SCREENALYTICS_SENSOR_INTERVAL_S", raising=False)
+    stopped = DefaultSensorStatus.STOPPED
+    assert sensors() == {"local_video_sensor": (stopped, 30),
+                         "screenalytics_automation": (stopped, 30)}
+    monkeypatch.setenv("SCREENALYTICS_SENSORS", "on")
+    monkeypatch.setenv("SCREENALYTICS_AUTOMATION", "on")
+    monkeypatch.setenv("SCREENALYTICS_SENSOR_INTERVAL_S", "7")
+    running = DefaultSensorStatus.RUNNING
+    assert sensors() == {"local_video_sensor": (running, 7),
+                         "screenalytics_automation": (running, 7)}
