@@ -56,14 +56,14 @@ def env_switch(name: str) -> bool:
     return os.environ.get(name, "off").strip().lower() in ("1", "on", "true", "yes")
 
 
-def sensor_interval_s() -> int:
-    """``SCREENALYTICS_SENSOR_INTERVAL_S``: the least time between two evaluations of each sensor
-    (seconds, default 30, at least 5).
+def sensor_interval_s(raw: str | None = None) -> int:
+    """The least time between two evaluations of each sensor (seconds, default 30, at least 5):
+    ``raw``, else ``SCREENALYTICS_SENSOR_INTERVAL_S``.
 
     Raises:
         SettingsError: not a whole number of seconds, or under 5.
     """
-    raw = os.environ.get(SENSOR_INTERVAL_ENV, "").strip()
+    raw = (os.environ.get(SENSOR_INTERVAL_ENV, "") if raw is None else raw).strip()
     if not raw:
         return DEFAULT_SENSOR_INTERVAL_S
     try:

@@ -88,19 +88,17 @@ def run(args) -> int:
     from ..settings import load_settings
 
     root = data_root(args)
-    if args.profile:
-        os.environ["SCREENALYTICS_PROFILE"] = args.profile
-    if args.sensor_interval is not None:
-        os.environ[SENSOR_INTERVAL_ENV] = str(args.sensor_interval)
-    interval = sensor_interval_s()  # bad values fail here, not in the daemon
-    settings = load_settings()
+    raw_interval = None if args.sensor_interval is None else str(args.sensor_interval)
+    interval = sensor_interval_s(raw_interval)  # bad values fail here, not in the daemon
+    settings = load_settings(profile=args.profile)
     storage = storage_from_env(str(root))
     store = storage.store()
     models = FaceModelsResource.from_env()  # a missing model pack fails here, not in every run
     load_face_models(models.model_root, settings.model_pack, models.device)
     instance = instance_for(root)  # creates the instance's storage before two processes open it
     on = "off" if args.no_sensors else "on"
-    env = {**os.environ, SENSORS_ENV: on, AUTOMATION_ENV: on}
+    env = {**os.environ, SENSORS_ENV: on, AUTOMATION_ENV: on, SENSOR_INTERVAL_ENV: str(interval),
+           "SCREENALYTICS_PROFILE": settings.profile}
     port = args.port or free_port(args.host)
     url = f"http://{args.host}:{port}"
     local = isinstance(storage, LocalStorageResource)
@@ -126,6 +124,7 @@ def run(args) -> int:
                              "--dagster-log-level", "warning"], env))
         if not _wait_until_up(url, procs):
             return 1
+        reconcile_sensors(instance, [upload_sensor, AUTOMATION_SENSOR], not args.no_sensors, env)
         print(f"ready: open {url} (Ctrl-C stops the webserver and the daemon)", flush=True)
         while True:
             for proc in procs:
@@ -145,6 +144,22 @@ def run(args) -> int:
         finally:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, previous)
+
+
+def reconcile_sensors(instance, names: list[str], running: bool, env: dict) -> None:
+    """Switch sensors that someone turned on or off by hand (in the UI or with ``dagster sensor``)
+    to what ``serve`` was asked for: that choice is stored in the instance and wins over the
+    default status the environment gives the code. Uses the ``dagster sensor start|stop``
+    command; sensors on their default status are left alone."""
+    want = "RUNNING" if running else "STOPPED"
+    for state in instance.all_instigator_state():
+        if state.name in names and state.status.value in ("RUNNING", "STOPPED") \
+                and state.status.value != want:
+            verb = "start" if running else "stop"
+            print(f"{state.name} was {state.status.value.lower()} by hand; "
+                  f"{'starting' if running else 'stopping'} it", flush=True)
+            subprocess.run([dagster_script("dagster"), "sensor", verb, "-m", CODE_LOCATION,
+                            state.name], env=env, check=False, stdout=subprocess.DEVNULL)
 
 
 def _raise_interrupt(signum, frame):
