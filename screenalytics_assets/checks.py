@@ -10,7 +10,6 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetIn,
-    asset_check,
 )
 
 from resources.dagster_storage import StorageResource
@@ -26,6 +25,7 @@ from .core.validation import (
     track_problems,
 )
 from .partitions import episode_partitions, show_partitions
+from .preview import partitioned_asset_check
 
 
 def _result(problems: list[str], **metadata) -> AssetCheckResult:
@@ -36,7 +36,7 @@ def _result(problems: list[str], **metadata) -> AssetCheckResult:
         metadata={"problems": len(problems), **metadata})
 
 
-@asset_check(asset="embeddings", blocking=True, partitions_def=episode_partitions,
+@partitioned_asset_check(asset="embeddings", blocking=True, partitions_def=episode_partitions,
              description="Embeddings have the model's dimension, are finite and unit-norm.")
 def embeddings_are_unit_vectors(embeddings: FaceEmbeddings,
                                 models: FaceModelsResource) -> AssetCheckResult:
@@ -45,13 +45,13 @@ def embeddings_are_unit_vectors(embeddings: FaceEmbeddings,
                    faces=len(embeddings.vectors))
 
 
-@asset_check(asset="tracks", blocking=True, partitions_def=episode_partitions,
+@partitioned_asset_check(asset="tracks", blocking=True, partitions_def=episode_partitions,
              description="Every track's frames increase and stay inside one shot.")
 def tracks_stay_in_one_shot(tracks: TrackSet) -> AssetCheckResult:
     return _result(track_problems(tracks.tracks, tracks.shots), tracks=len(tracks.tracks))
 
 
-@asset_check(asset="identities", blocking=True, partitions_def=episode_partitions,
+@partitioned_asset_check(asset="identities", blocking=True, partitions_def=episode_partitions,
              additional_ins={"tracks": AssetIn("tracks")},
              description="Every track belongs to exactly one identity.")
 def every_track_in_one_identity(identities: IdentitySet, tracks: TrackSet) -> AssetCheckResult:
@@ -60,7 +60,7 @@ def every_track_in_one_identity(identities: IdentitySet, tracks: TrackSet) -> As
                    identities=len(members))
 
 
-@asset_check(asset="screentime", blocking=True, partitions_def=episode_partitions,
+@partitioned_asset_check(asset="screentime", blocking=True, partitions_def=episode_partitions,
              description="No one's screen time exceeds the episode's duration.")
 def screentime_within_duration(screentime: ScreenTimeReport) -> AssetCheckResult:
     seconds = {p.identity_id: p.seconds for p in screentime.people}
@@ -68,7 +68,7 @@ def screentime_within_duration(screentime: ScreenTimeReport) -> AssetCheckResult
                    duration_s=round(screentime.duration_s, 3))
 
 
-@asset_check(asset="facebank", blocking=True, partitions_def=show_partitions,
+@partitioned_asset_check(asset="facebank", blocking=True, partitions_def=show_partitions,
              description="Every cast member has at least one photo with a usable face.")
 def facebank_has_a_face_per_cast_member(context: AssetCheckExecutionContext,
                                         storage: StorageResource) -> AssetCheckResult:

@@ -35,7 +35,6 @@ from .assets.episode import build_episode_assets, episode_video
 from .assets.presentation import with_catalog_attributes
 from .assets.season import build_season_assets
 from .checks import ASSET_CHECKS
-from .partitions import episode_partitions, season_partitions, show_partitions
 from .settings import Settings, SettingsError, load_settings
 
 EPISODE_JOB = "episode_job"
@@ -118,14 +117,12 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
     season_assets = build_season_assets(episode_assets)
     episode_job = define_asset_job(
         EPISODE_JOB, selection=AssetSelection.assets(*episode_assets),
-        partitions_def=episode_partitions,
         description="Every asset of one episode partition.")
     season_job = define_asset_job(
         SEASON_JOB, selection=AssetSelection.assets(*season_assets),
-        partitions_def=season_partitions,
         description="The season roll-up of one season partition ({show}-s{NN}).")
     facebank_job = define_asset_job(
-        FACEBANK_JOB, selection=AssetSelection.assets(facebank), partitions_def=show_partitions,
+        FACEBANK_JOB, selection=AssetSelection.assets(facebank),
         description="The facebank (cast reference embeddings) of one show partition.")
     return Definitions(
         assets=with_catalog_attributes(

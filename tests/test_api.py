@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from dagster import DagsterInstance, build_sensor_context
@@ -67,3 +70,34 @@ def test_product_code_imports_no_private_dagster_module():
                 offenders.append(str(path.relative_to(REPO)))
     # Dagster 1.13 has no public way to create an asset backfill (see backfill.py)
     assert offenders == ["screenalytics_assets/backfill.py"]
+
+
+def test_loading_the_code_location_raises_no_beta_preview_or_own_deprecation_warning():
+    code = (
+        "import warnings\n"
+        "from dagster import BetaWarning, PreviewWarning\n"
+        "warnings.simplefilter('error', BetaWarning)\n"
+        "warnings.simplefilter('error', PreviewWarning)\n"
+        "for cat in (DeprecationWarning, FutureWarning):\n"
+        "    warnings.filterwarnings('error', category=cat,"
+        " module=r'(screenalytics_assets|resources|sensors)(\\.|$)')\n"
+        "import screenalytics_assets.cli\n"
+        "from screenalytics_assets.definitions import build_definitions\n"
+        "defs = build_definitions()\n"
+        "for job in ('episode_job', 'season_job', 'facebank_job'):\n"
+        "    assert defs.resolve_job_def(job).partitions_def is not None\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_warnings_are_filtered_only_around_the_call_that_needs_it():
+    doc = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "filterwarnings" not in doc["tool"]["pytest"]["ini_options"]
+    for folder in ("screenalytics_assets", "resources", "sensors"):
+        for path in (REPO / folder).rglob("*.py"):
+            lines = path.read_text().splitlines()
+            for i, line in enumerate(lines):
+                if re.search(r"warnings\.(filterwarnings|simplefilter)\(", line):
+                    assert any("catch_warnings()" in above for above in lines[max(0, i - 4):i]), \
+                        f"{path.relative_to(REPO)}:{i + 1} filters warnings globally"

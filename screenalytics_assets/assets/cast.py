@@ -20,7 +20,6 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
-    observable_source_asset,
 )
 
 from resources.dagster_storage import StorageResource
@@ -34,6 +33,7 @@ from ..core.episode import link_cast
 from ..core.facebank import all_cast_ids, build_facebank, dump_facebank
 from ..core.review import EDITS_FILE, edits_version, parse_edits
 from ..partitions import EPISODES_PARTITION, episode_partitions, show_partitions
+from ..preview import observable_source
 from ..settings import Settings
 from .common import (
     EPISODE_AUTOMATION,
@@ -48,7 +48,7 @@ from .common import (
 GROUP = "cast"
 
 
-@observable_source_asset(
+@observable_source(
     name="identity_edits",
     partitions_def=episode_partitions,
     group_name=GROUP,

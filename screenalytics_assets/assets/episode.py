@@ -16,7 +16,6 @@ from dagster import (
     DataVersionsByPartition,
     MetadataValue,
     asset,
-    observable_source_asset,
 )
 
 from resources.dagster_storage import StorageResource
@@ -39,13 +38,14 @@ from ..core.episode import identify, representatives, screentime_report
 from ..core.sampling import ALIGNED_SIZE, extract_faces, select_samples
 from ..core.tracking import TrackingParams, track_detections
 from ..partitions import EPISODES_PARTITION, episode_partitions
+from ..preview import observable_source
 from ..progress import reporter
 from ..settings import Settings
 from .common import effective_settings, preview, stage_config, stage_kwargs, stage_metadata, timed
 from .presentation import screentime_metadata
 
 
-@observable_source_asset(
+@observable_source(
     name="episode_video",
     partitions_def=episode_partitions,
     group_name="episode",

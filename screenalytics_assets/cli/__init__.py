@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
-
-from dagster import BetaWarning, PreviewWarning
-
-# Beta/preview notices of the Dagster APIs used (observable source assets, partitioned asset
-# checks) mean nothing to a CLI user.
-warnings.filterwarnings("ignore", category=BetaWarning)
-warnings.filterwarnings("ignore", category=PreviewWarning)
 
 from ..core.errors import ScreenalyticsError
 from ..settings import SettingsError
-from . import backfill as backfill_cmd  # noqa: E402
-from . import crops as crops_cmd  # noqa: E402
-from . import delete as delete_cmd  # noqa: E402
-from . import facebank as facebank_cmd  # noqa: E402
-from . import review as review_cmd  # noqa: E402
-from . import review_ui as review_ui_cmd  # noqa: E402
-from . import run as run_cmd  # noqa: E402
-from . import serve as serve_cmd  # noqa: E402
+from . import backfill as backfill_cmd
+from . import crops as crops_cmd
+from . import delete as delete_cmd
+from . import facebank as facebank_cmd
+from . import review as review_cmd
+from . import review_ui as review_ui_cmd
+from . import run as run_cmd
+from . import serve as serve_cmd
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
 COMMANDS = [run_cmd, facebank_cmd, review_cmd, review_ui_cmd, backfill_cmd, crops_cmd,

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from insightface.utils.face_align import norm_crop
 
 from .detect import detect_faces
 from .embedding import embed_faces
 from .errors import ScreenalyticsError
-from .sampling import ALIGNED_SIZE
+from .sampling import align_face
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png")
 """File extensions (lower-case) read as cast photos."""
@@ -141,7 +140,7 @@ def photo_face(detector, recognizer, cast_id: str, photo: str, image: np.ndarray
         return PhotoFace(cast_id, photo, 0)
     area = (bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1])
     k = int(np.argmax(area))
-    aligned = norm_crop(image, kps[k], image_size=ALIGNED_SIZE)[None]
+    aligned = align_face(image, kps[k])[None]
     emb = embed_faces(recognizer, aligned)[0]
     return PhotoFace(cast_id, photo, len(score), [round(float(v), 2) for v in bbox[k]],
                      round(float(score[k]), 4), emb)

@@ -12,11 +12,19 @@ from .rows import FaceRows
 from .tracking import Track
 from .video import read_frames_at
 
-# InsightFace's norm_crop calls a scikit-image method deprecated in 0.26; the result is the same.
-warnings.filterwarnings("ignore", message=".*estimate.*deprecated", category=FutureWarning)
 
 ALIGNED_SIZE = 112
 """Side (px) of an ArcFace-aligned crop (InsightFace ``face_align.norm_crop``)."""
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """InsightFace's ``norm_crop``: the face warped onto ArcFace's 5-point template, uint8
+    [112, 112, 3] BGR, from a BGR image and its landmarks float [5, 2] px."""
+    with warnings.catch_warnings():
+        # norm_crop calls a scikit-image method (SimilarityTransform.estimate) deprecated in
+        # scikit-image 0.26; the result is the same, and no InsightFace release avoids it yet
+        warnings.filterwarnings("ignore", message=".*estimate.*deprecated", category=FutureWarning)
+        return norm_crop(image, landmarks, image_size=ALIGNED_SIZE)
 
 
 def face_quality(bbox: np.ndarray, score: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -124,7 +132,7 @@ def extract_faces(
     params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
     for pts, image in read_frames_at(path, by_pts):
         for i in by_pts[pts]:
-            aligned[i] = norm_crop(image, samples.landmarks[i], image_size=ALIGNED_SIZE)
+            aligned[i] = align_face(image, samples.landmarks[i])
             if not save_crops:
                 continue
             crop = crop_with_margin(image, samples.bbox[i])

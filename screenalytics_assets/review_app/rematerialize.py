@@ -30,12 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m screenalytics_assets.review_app.rematerialize EP_ID REQUEST_ID",
               file=sys.stderr)
         return 2
-    import warnings
-
-    from dagster import AssetKey, BetaWarning, DagsterInstance, PreviewWarning
-
-    warnings.filterwarnings("ignore", category=BetaWarning)
-    warnings.filterwarnings("ignore", category=PreviewWarning)
+    from dagster import AssetKey, DagsterInstance
 
     from resources.backend import storage_from_env
 
