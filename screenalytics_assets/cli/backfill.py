@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import add_common_args, data_root, instance_for
+from .common import add_common_args, instance_for, storage_for
 
 
 def register(sub) -> None:
@@ -35,10 +35,10 @@ def run(args) -> int:
     from ..definitions import build_definitions
     from ..partitions import season_episodes, season_key
 
-    root = data_root(args)
     key = season_key(args.show, args.season)  # validates before the instance is touched
+    root, storage = storage_for(args)
     instance = instance_for(root)
-    defs = build_definitions(data_root=str(root))
+    defs = build_definitions(storage=storage)
     rollup = not args.no_rollup
     only = None
     if args.failed_only:

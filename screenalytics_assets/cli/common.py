@@ -42,6 +42,19 @@ def data_root(args) -> Path:
     return root
 
 
+def storage_for(args):
+    """``(data root, storage resource)``: the storage the environment configures
+    (``STORAGE_BACKEND``: the local data root, or the S3 bucket), as every command uses it.
+
+    Raises:
+        StorageConfigError: the S3 settings are incomplete.
+    """
+    from resources.backend import storage_from_env
+
+    root = data_root(args)
+    return root, storage_from_env(str(root))
+
+
 def instance_for(root: Path) -> DagsterInstance:
     """The local Dagster instance: ``$DAGSTER_HOME``, else ``<data root>/dagster_home``."""
     home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster_home")

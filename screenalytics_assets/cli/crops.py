@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from resources.backend import storage_from_env
-
 from ..core.ep_id import validate_ep_id
 from ..core.errors import ArtifactError
-from .common import add_common_args, data_root
+from .common import add_common_args, storage_for
 
 
 def register(sub) -> None:
@@ -28,7 +26,7 @@ def run(args) -> int:
     ep_id = validate_ep_id(args.ep_id)
     if not 1 <= args.expires <= 604800:
         raise ArtifactError(f"--expires {args.expires}: use 1 to 604800 seconds (7 days)")
-    store = storage_from_env(str(data_root(args))).store()
+    store = storage_for(args)[1].store()
     keys = store.track_image_keys(ep_id, args.track_id)
     if not keys:
         raise ArtifactError(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from resources.backend import storage_from_env
 from resources.storage import ArtifactStore, LocalStore
 
 from ..core.ep_id import validate_ep_id
 from ..core.errors import ScreenalyticsError
 from ..partitions import EPISODES_PARTITION
-from .common import add_common_args, data_root, instance_for
+from .common import add_common_args, instance_for, storage_for
 
 
 def register(sub) -> None:
@@ -43,8 +42,8 @@ def s3_artifact_keys(store: ArtifactStore, ep_id: str) -> list[str]:
 
 def run(args) -> int:
     ep_id = validate_ep_id(args.ep_id)
-    root = data_root(args)
-    store = storage_from_env(str(root)).store()
+    root, storage = storage_for(args)
+    store = storage.store()
     if args.include_s3 and isinstance(store, LocalStore):
         raise ScreenalyticsError(
             "--include-s3 needs the S3 backend: set STORAGE_BACKEND=s3 and "

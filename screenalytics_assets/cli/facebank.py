@@ -5,14 +5,14 @@ from __future__ import annotations
 from rich.console import Console
 
 from resources.facebank import add_photos, photo_keys, read_facebank
-from resources.storage import LocalStore
+from resources.storage import ArtifactStore
 
 from ..core.ep_id import validate_show
 from ..core.facebank import validate_cast_id
 from ..definitions import FACEBANK_JOB, build_definitions
 from ..partitions import register_show
 from ..settings import load_settings
-from .common import add_common_args, data_root, execute, instance_for
+from .common import add_common_args, execute, instance_for, storage_for
 
 
 def register(sub) -> None:
@@ -41,8 +41,8 @@ def register(sub) -> None:
 def run_add(args) -> int:
     show = validate_show(args.show)
     cast_id = validate_cast_id(args.cast_id)
-    root = data_root(args)
-    store = LocalStore(root)
+    root, storage = storage_for(args)
+    store = storage.store()
     keys = add_photos(store, show, cast_id, args.photos)
     print(f"{show}/{cast_id}: {len(keys)} photo(s) added "
           f"({len(photo_keys(store, show))} in the facebank of {show})")
@@ -54,17 +54,17 @@ def run_add(args) -> int:
 
 def run_build(args) -> int:
     show = validate_show(args.show)
-    root = data_root(args)
+    root, storage = storage_for(args)
     settings = load_settings(profile=args.profile)
     instance = instance_for(root)
     register_show(instance, show)
-    job = build_definitions(settings, data_root=str(root)).resolve_job_def(FACEBANK_JOB)
+    job = build_definitions(settings, storage=storage).resolve_job_def(FACEBANK_JOB)
     execute(job, instance, show, None)
-    print_facebank(LocalStore(root), show)
+    print_facebank(storage.store(), show)
     return 0
 
 
-def print_facebank(store: LocalStore, show: str) -> None:
+def print_facebank(store: ArtifactStore, show: str) -> None:
     """Print the facebank's cast members and reference counts; warn about photos with no face."""
     fb = read_facebank(store, show)
     console = Console()

@@ -12,14 +12,13 @@ import json
 from dagster import AssetKey
 
 from resources.edits import add_edit, clear_edits, current_review, read_edits, undo_last_edit
-from resources.storage import LocalStore
 
 from ..assets.cast import record_edits_version
 from ..core.artifacts import load_screentime
 from ..core.ep_id import validate_ep_id
 from ..definitions import EPISODE_JOB, build_definitions
 from ..settings import load_settings
-from .common import add_common_args, data_root, execute, instance_for
+from .common import add_common_args, execute, instance_for, storage_for
 
 STALE_BY_EDITS = ("cast_links", "screentime")
 
@@ -61,8 +60,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     ep_id = validate_ep_id(args.ep_id)
-    root = data_root(args)
-    store = LocalStore(root)
+    root, storage = storage_for(args)
+    store = storage.store()
     if args.op == "show":
         current, _, _ = current_review(store, ep_id)
         for i in current.identities:
@@ -90,7 +89,7 @@ def run(args) -> int:
         from .run import print_report
 
         settings = load_settings(profile=args.profile)
-        job = build_definitions(settings, data_root=str(root)).resolve_job_def(EPISODE_JOB)
+        job = build_definitions(settings, storage=storage).resolve_job_def(EPISODE_JOB)
         execute(job, instance, ep_id, [AssetKey(a) for a in STALE_BY_EDITS])
         print_report(load_screentime(lambda f: store.read_file(ep_id, f)))
     return 0

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from resources.backend import storage_from_env
 from resources.facebank import add_folder
 from resources.models import FaceModelsResource, load_face_models
 
@@ -23,7 +22,7 @@ from ..partitions import EPISODES_PARTITION, register_episode
 from ..progress import progress_sink
 from ..settings import ASSET_SETTINGS, SettingsError, check_value, load_settings
 from ..staleness import downstream_closure, episode_asset_keys, observe_video, stale_or_missing
-from .common import RunFailedError, add_common_args, data_root, execute, instance_for
+from .common import RunFailedError, add_common_args, execute, instance_for, storage_for
 
 
 def register(sub) -> None:
@@ -50,8 +49,7 @@ def run(args) -> int:
     ep_id = validate_ep_id(args.ep_id)
     settings = load_settings(profile=args.profile)
     overrides = parse_overrides(args.overrides)  # unknown keys and bad values fail here
-    root = data_root(args)
-    storage = storage_from_env(str(root))  # STORAGE_BACKEND: local data root or the S3 bucket
+    root, storage = storage_for(args)  # STORAGE_BACKEND: local data root or the S3 bucket
     store = storage.store()
     # Fail on bad input before anything is written: the video, then the model pack.
     if args.video:
