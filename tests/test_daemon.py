@@ -36,6 +36,7 @@ from tests.served import (
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
 EP1, EP2, SEASON = "show-s01e01", "show-s01e02", "show-s01"
+BROKEN = "show-s02e01"
 SENSOR = "local_video_sensor"
 RUN_TIMEOUT_S = 420
 EPISODE_ASSETS = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps",
@@ -132,6 +133,29 @@ def test_backfill_without_wait_sees_the_running_daemon(served):
     assert result.returncode == 0, result.stderr
     assert "no episode's last run failed; nothing submitted" in result.stdout
     assert "no dagster-daemon" not in result.stderr
+
+
+def test_backfill_wait_names_the_partitions_that_failed(served, clips, tmp_path):
+    """An upload cut short fails in detections; re-running only the failed partitions fails
+    again, and --wait says which and why, with exit status 1."""
+    data = clips[EP1].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    place_video(served.root, BROKEN, cut)
+    runs = wait_for(lambda: [r for r in runs_of(served.instance, BROKEN) if r.is_finished],
+                    RUN_TIMEOUT_S, f"the run of {BROKEN}", served)
+    assert runs[0].status.value == "FAILURE"
+    result = served.cli("backfill", "--show", "show", "--season", "2", "--failed-only",
+                        "--wait")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"1 episodes ({BROKEN}), then the season roll-up" in result.stdout
+    assert "0/1 episodes done, 1 failed" in result.stdout
+    assert f"failed: {BROKEN}: detections: " in result.stderr
+    assert "not run: show-s02" in result.stderr
+    assert "--failed-only --wait" in result.stderr
+    newest = served.instance.get_backfills()[0]
+    assert newest.status.value == "COMPLETED_FAILED"
+    assert not materialized(served, "detections", BROKEN)
 
 
 def test_a_settings_edit_rematerializes_that_stage_and_below(served):
