@@ -76,11 +76,14 @@ class VideoObject:
         key: its key (``videos/rhobh-s05e14/episode.mp4``, or anything else found there).
         stamp: a cheap change token: the ETag (S3) or ``{size}-{mtime_ns}`` (local).
         size: bytes.
+        modified: when a local file was last written, seconds since the epoch; 0 where an object
+            only appears once complete (S3).
     """
 
     key: str
     stamp: str
     size: int
+    modified: float = 0.0
 
 
 class ArtifactStore(ABC):
@@ -252,7 +255,8 @@ class LocalStore(ArtifactStore):
         out = []
         for key in self.list_keys("videos/"):
             st = self.path(key).stat()
-            out.append(VideoObject(key, f"{st.st_size}-{st.st_mtime_ns}", st.st_size))
+            out.append(VideoObject(key, f"{st.st_size}-{st.st_mtime_ns}", st.st_size,
+                                   st.st_mtime))
         return out
 
     def path(self, key: str) -> Path:

@@ -5,6 +5,8 @@ local data root) run the same tick logic over the storage resource's ``list_vide
 
 * the cursor maps every key seen to its change stamp (ETag, or size+mtime locally), so a restart
   neither rescans old uploads nor launches them again;
+* a local file written to in the last ``SETTLE_S`` seconds is still being copied into the watch
+  folder: it is left for a later tick instead of starting a run on half a video;
 * a key that is not ``videos/{ep_id}/episode.mp4`` with a valid ep_id is skipped, with a log line
   saying why (once per key and version);
 * a valid new or changed upload adds the episode, season and show partitions (the same
@@ -18,6 +20,7 @@ local data root) run the same tick logic over the storage resource's ``list_vide
 # their annotations.
 
 import json
+import time
 from dataclasses import dataclass, field
 
 from dagster import (
@@ -42,6 +45,8 @@ from screenalytics_assets.core.review import edits_version
 from screenalytics_assets.partitions import EPISODES_PARTITION, missing_partitions
 
 VIDEO_NAME = "episode.mp4"
+#: A local file modified less than this many seconds ago is taken to be still being copied.
+SETTLE_S = 3.0
 DATA_VERSION_TAG = "dagster/data_version"
 
 
@@ -82,13 +87,20 @@ def load_cursor(cursor: str | None) -> dict[str, str]:
 
 
 def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[str],
-                 log) -> UploadScan:
+                 log, now: float | None = None) -> UploadScan:
     """One tick over ``store.list_videos()`` (see the module docstring); Dagster-free of side
-    effects: the caller applies the partition requests and run requests."""
+    effects: the caller applies the partition requests and run requests. ``now``: the time
+    (seconds since the epoch) against which ``SETTLE_S`` is measured, default the clock."""
     seen = load_cursor(cursor)
     out = UploadScan()
     present = {}
+    now = time.time() if now is None else now
     for obj in store.list_videos():
+        if obj.modified and now - obj.modified < SETTLE_S and seen.get(obj.key) != obj.stamp:
+            # not in the next cursor: the next tick looks at it again
+            log.info(f"{obj.key}: written {now - obj.modified:.1f} s ago, still being copied; "
+                     "left for the next tick")
+            continue
         present[obj.key] = obj.stamp
         if seen.get(obj.key) == obj.stamp:
             continue

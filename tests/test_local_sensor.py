@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 from dagster import DagsterInstance, build_sensor_context
 
@@ -29,11 +30,16 @@ def test_local_sensor_ticks(tmp_path, monkeypatch):
                                   resources={"storage": defs.resources["storage"]}) as ctx:
             return sensor.evaluate_tick(ctx)
 
+    def settled(*paths):  # last written 10 s ago: the copy is over
+        for path in paths:
+            os.utime(path, (time.time() - 10, time.time() - 10))
+
     video = root / "videos" / "show-s03e04" / "episode.mp4"
     video.parent.mkdir(parents=True)
     shutil.copyfile(HAMILTON, video)
     (root / "videos" / "Bad Name").mkdir()
     shutil.copyfile(HAMILTON, root / "videos" / "Bad Name" / "episode.mp4")
+    settled(video, root / "videos" / "Bad Name" / "episode.mp4")
     first = tick(None)
     sha = file_sha256(HAMILTON)
     assert [(r.partition_key, r.run_key) for r in first.run_requests] == [
@@ -46,9 +52,12 @@ def test_local_sensor_ticks(tmp_path, monkeypatch):
     os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     touched = tick(first.cursor)
     assert [r.run_key for r in touched.run_requests] == [first.run_requests[0].run_key]
-    # new content: a new run_key
+    # new content, still being written: left for the next tick; then a new run_key
     with open(video, "ab") as f:
         f.write(b"\0")
-    changed = tick(touched.cursor)
+    copying = tick(touched.cursor)
+    assert not copying.run_requests
+    settled(video)
+    changed = tick(copying.cursor)
     assert [r.run_key for r in changed.run_requests] == [
         f"videos/show-s03e04/episode.mp4@{file_sha256(video)}"]
