@@ -43,10 +43,14 @@ def clear_edits(store: ArtifactStore, ep_id: str) -> bool:
     return store.delete_keys([store.artifact_key(ep_id, EDITS_FILE)]) > 0
 
 
-def current_review(store: ArtifactStore, ep_id: str
+def current_review(store: ArtifactStore, ep_id: str,
+                   spans: dict[int, tuple[int, int]] | None = None
                    ) -> tuple[ReviewResult, dict[int, tuple[int, int]], list[str] | None]:
     """The episode as a reviewer sees it now: the stored identities with the automatic links
     (from ``cast_links.json`` when materialized) and the stored edits applied.
+
+    ``spans`` (track id -> (start_frame, end_frame)) saves reading ``tracks.jsonl`` when the
+    caller has them for the current tracks.
 
     Returns:
         ``(review result, track spans, cast ids of the facebank or None)``.
@@ -56,8 +60,9 @@ def current_review(store: ArtifactStore, ep_id: str
     """
     ep_id = validate_ep_id(ep_id)
     identities = _clustered(store, ep_id)
-    tracks = CODECS["tracks"].load(lambda n: store.read_file(ep_id, n))
-    spans = {t.track_id: (t.start_frame, t.end_frame) for t in tracks.tracks}
+    if spans is None:
+        tracks = CODECS["tracks"].load(lambda n: store.read_file(ep_id, n))
+        spans = {t.track_id: (t.start_frame, t.end_frame) for t in tracks.tracks}
     fb = read_facebank(store, parse_ep_id(ep_id).show)
     cast_ids = all_cast_ids(fb) if fb else None
     edits = parse_edits(read_edits(store, ep_id), store.file_uri(ep_id, EDITS_FILE))

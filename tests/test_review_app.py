@@ -8,20 +8,17 @@ written there (how ``docs/img/`` was made).
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, RunsFilter
+from dagster import AssetKey, DagsterInstance, RunsFilter
 
 from resources.edits import add_edit, clear_edits, read_edits
 from resources.facebank import add_folder
@@ -35,6 +32,7 @@ from tests.conftest import FACEBANK, HAMILTON, REPO
 from tests.s3_server import FAKE_AWS_ENV, free_port, moto_server, new_bucket, s3_client
 from tests.browser import CHROMEDRIVER, CHROMIUM, MISSING, chromium, stop_group
 from tests.browser import wait_for as _wait
+from tests.test_review_pages import get
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                                    reason=MISSING)]
@@ -211,6 +209,10 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json, docs_copy: bool 
     runs = app.instance.get_runs(RunsFilter(tags={"screenalytics/source": "review-ui"}))
     assert {r.job_name for r in runs} >= {"episode_job", "season_job"}
     assert all(r.tags.get(REQUEST_TAG) for r in runs)
+    # and the season roll-up they made shows the person's seconds as a number
+    md = app.instance.get_latest_materialization_event(
+        AssetKey("season_screentime")).asset_materialization.metadata
+    assert md[f"seconds: {cast}"].value == pytest.approx(report["cast"][cast], abs=2e-3)
 
 
 def app_tracks(read_json) -> list[dict]:
@@ -312,15 +314,6 @@ def test_stale_tab_is_refused_and_nothing_is_lost(local_app, browser, tmp_path):
     assert _wait(lambda: browser.find_elements(By.ID, "progress"), 30)
     assert len(json.loads(read_edits(app.store, app.ep_id))["edits"]) == n - 1
     wait_rematerialized(browser)
-
-
-def get(url: str, data: dict | None = None) -> tuple[int, str]:
-    body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=60) as r:
-            return r.status, html.unescape(r.read().decode())
-    except urllib.error.HTTPError as exc:
-        return exc.code, html.unescape(exc.read().decode())
 
 
 def test_bad_input_gets_a_clear_message(local_app, browser, tmp_path):

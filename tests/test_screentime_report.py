@@ -46,6 +46,21 @@ def test_table_rows_never_show_an_empty_person():
     assert all(v is not None for r in rows for v in r.values())
 
 
+def test_season_metadata_is_numeric_per_person_with_the_chart_inline():
+    from screenalytics_assets.assets.presentation import season_metadata
+    from screenalytics_assets.core.season import season_table
+
+    people = screen_time({0: [_track(0, 0, [0, 2])], 1: [_track(1, 0, [4])]}, 10.0,
+                         cast_ids={0: "lin"})
+    table = season_table({"x-s01e01": ScreenTimeReport("x-s01e01", 10.0, 10.0, people)})
+    md = season_metadata(table, b"\x89PNG")
+    assert md["seconds: lin"].value == pytest.approx(0.4)
+    assert md["seconds: x-s01e01:id_01"].value == pytest.approx(0.2)
+    assert md["chart_image"].value.startswith("![season screen time](data:image/png;base64,")
+    rows = md["season_table"].value.records
+    assert [r.data["person"] for r in rows] == ["lin", "x-s01e01:id_01"]
+
+
 @pytest.mark.slow
 def test_hamilton_segments_thumbnails_and_ui_metadata(hamilton_run):
     ep, store = hamilton_run.ep_id, hamilton_run.store
@@ -67,7 +82,8 @@ def test_hamilton_segments_thumbnails_and_ui_metadata(hamilton_run):
         assert img is not None and img.shape == (112, 112, 3) and len(jpg) < 20_000
 
     inst = hamilton_run.instance
-    md = inst.get_latest_materialization_event(AssetKey("screentime")).asset_materialization.metadata
+    md = inst.get_latest_materialization_event(
+        AssetKey("screentime")).asset_materialization.metadata
     assert md["chart"].value.startswith("![screen time](data:image/png;base64,")
     for p in report.people:
         assert md[f"seconds: {p.label}"].value == pytest.approx(p.seconds, abs=1e-3)

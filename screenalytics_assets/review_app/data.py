@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from resources.edits import current_review, read_edits
-from resources.storage import ArtifactStore
+from resources.storage import ArtifactStore, LocalStore
 
 from ..core.artifacts import load_segments
 from ..core.ep_id import validate_ep_id
@@ -113,6 +113,55 @@ class EpisodeView:
         return sorted(rows.values(), key=lambda r: order.get(r["identity_id"], 1 << 30))
 
 
+# Parsed summaries of large manifest files, per store and key, kept while the file is unchanged
+# (same size and mtime locally, same ETag on S3): a page of an episode with thousands of tracks
+# must not re-read tracks.jsonl (every detection of every track) on each request.
+_CACHE: dict[tuple[int, str], tuple[str, object]] = {}
+
+
+def _stamp(store: ArtifactStore, key: str) -> str:
+    if isinstance(store, LocalStore):
+        st = store.path(key).stat()
+        return f"{st.st_size}-{st.st_mtime_ns}"
+    head = store.head(key)  # S3Store
+    return head["ETag"] if head else ""
+
+
+def _cached(store: ArtifactStore, ep_id: str, name: str, parse):
+    key = store.artifact_key(ep_id, name)
+    stamp = _stamp(store, key)
+    hit = _CACHE.get((id(store), key))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    value = parse(store.read_file(ep_id, name))
+    _CACHE[(id(store), key)] = (stamp, value)
+    return value
+
+
+def _lines(data: bytes):
+    return (json.loads(line) for line in data.decode().splitlines() if line.strip())
+
+
+def track_summaries(store: ArtifactStore, ep_id: str) -> dict[int, dict]:
+    """track id -> ``{shot_id, start_frame, end_frame, start_ts, end_ts}`` from tracks.jsonl
+    (cached while the file is unchanged)."""
+    keep = ("shot_id", "start_frame", "end_frame", "start_ts", "end_ts")
+    return _cached(store, ep_id, "tracks.jsonl", lambda data: {
+        r["track_id"]: {k: r[k] for k in keep} for r in _lines(data)})
+
+
+def track_faces(store: ArtifactStore, ep_id: str) -> tuple[list[int], dict[int, list[int]]]:
+    """``(face id of each row of faces_aligned.npy, track id -> its face ids)`` from
+    faces.jsonl (cached while the file is unchanged)."""
+    def parse(data: bytes):
+        rows = [(r["face_id"], r["track_id"]) for r in _lines(data)]
+        by_track: dict[int, list[int]] = {}
+        for face, track in rows:
+            by_track.setdefault(track, []).append(face)
+        return [f for f, _ in rows], by_track
+    return _cached(store, ep_id, "faces.jsonl", parse)
+
+
 def check_episode(instance: DagsterInstance, ep_id: str) -> str:
     """A valid, registered ep_id.
 
@@ -147,7 +196,9 @@ def episode_view(store: ArtifactStore, instance: DagsterInstance, ep_id: str) ->
                 f"episode {ep_id} has not been materialized yet ({name} is missing): run "
                 f"`screenalytics run --ep-id {ep_id}` or materialize it in the Dagster UI, then "
                 "reload this page")
-    review, _, cast_ids = current_review(store, ep_id)
+    spans = {t: (r["start_frame"], r["end_frame"])
+             for t, r in track_summaries(store, ep_id).items()}
+    review, _, cast_ids = current_review(store, ep_id, spans)
     raw = read_edits(store, ep_id)
     links = _read_json(store, ep_id, "cast_links.json")
     report = _read_json(store, ep_id, "screentime.json")
@@ -193,8 +244,7 @@ def track_view(store: ArtifactStore, instance: DagsterInstance, ep_id: str,
         NotMaterializedError: see :func:`episode_view`.
     """
     view = episode_view(store, instance, ep_id)
-    tracks = {json.loads(line)["track_id"]: json.loads(line) for line in
-              store.read_file(view.ep_id, "tracks.jsonl").decode().splitlines() if line.strip()}
+    tracks = track_summaries(store, view.ep_id)
     if track_id not in tracks:
         raise NotFoundError(f"episode {view.ep_id} has no track {track_id} (it has tracks "
                             f"0-{len(tracks) - 1})")
@@ -204,11 +254,9 @@ def track_view(store: ArtifactStore, instance: DagsterInstance, ep_id: str,
             f"track {track_id} of {view.ep_id} was deleted by a review edit; undo that edit on "
             "the episode page to bring it back")
     t = tracks[track_id]
-    faces = [json.loads(line) for line in store.read_file(
-        view.ep_id, "faces.jsonl").decode().splitlines() if line.strip()]
     return TrackView(view.ep_id, track_id, t["shot_id"], t["start_frame"], t["end_frame"],
                      t["start_ts"], t["end_ts"],
-                     [f["face_id"] for f in faces if f["track_id"] == track_id],
+                     track_faces(store, view.ep_id)[1].get(track_id, []),
                      owner.identity_id, owner.label,
                      [(c.identity_id, c.label) for c in view.cards], view.version)
 
@@ -230,12 +278,11 @@ def face_jpeg(store: ArtifactStore, ep_id: str, face_id: int) -> bytes:
 
     from ..core.artifacts import NpyRows
 
-    ids = [json.loads(line)["face_id"] for line in store.read_file(
-        ep_id, "faces.jsonl").decode().splitlines() if line.strip()]
-    if face_id not in ids:
+    row = {f: i for i, f in enumerate(track_faces(store, ep_id)[0])}.get(face_id)
+    if row is None:
         raise NotFoundError(f"episode {ep_id} has no face {face_id}")
     rows = NpyRows(store.local_file(ep_id, "faces_aligned.npy"))
-    ok, buf = cv2.imencode(".jpg", np.asarray(rows[ids.index(face_id)]),
+    _, buf = cv2.imencode(".jpg", np.asarray(rows[row]),
                            [cv2.IMWRITE_JPEG_QUALITY, 85])
     return buf.tobytes()
 

@@ -1,0 +1,86 @@
+"""The review app's pages over tiny artifacts (no video, no browser): what each URL answers,
+and bad input answered with a message, never a traceback. The browser tests on real footage
+are in tests/test_review_app.py."""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+import uvicorn
+from dagster import DagsterInstance
+
+from resources.edits import add_edit, read_edits
+from screenalytics_assets.core.review import NO_EDITS_VERSION
+from screenalytics_assets.partitions import EPISODES_PARTITION, register_episode
+from screenalytics_assets.review_app.app import create_app
+from screenalytics_assets.review_app.runs import Runner
+from tests.s3_server import free_port
+from tests.test_review_edits import EP, store  # noqa: F401  (the tiny episode fixture)
+
+
+@pytest.fixture
+def app_url(store, tmp_path):  # noqa: F811
+    instance = DagsterInstance.ephemeral()
+    register_episode(instance, EP)
+    instance.add_dynamic_partitions(EPISODES_PARTITION, ["tiny-s01e02"])  # nothing materialized
+    app = create_app(store, instance, Runner(tmp_path / "requests"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def get(url: str, data: dict | None = None) -> tuple[int, str]:
+    body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=30) as r:
+            return r.status, html.unescape(r.read().decode())
+    except urllib.error.HTTPError as exc:
+        return exc.code, html.unescape(exc.read().decode())
+
+
+def test_pages_and_their_messages(app_url, store):  # noqa: F811
+    status, body = get(app_url + "/")
+    assert status == 200 and EP in body and "not materialized" in body
+    status, body = get(f"{app_url}/episodes/{EP}")
+    assert status == 200 and body.count('class="card"') == 3
+    assert f'id="edits-version">{NO_EDITS_VERSION}<' in body
+    assert body.count("data-track=") == 3  # one thumbnail per track
+    for url, want_status, want in [
+        ("/episodes/Tiny_S1", 400, "invalid ep_id 'Tiny_S1'"),
+        ("/episodes/tiny-s01e09", 404, "is not registered"),
+        ("/episodes/tiny-s01e02", 409, "has not been materialized yet"),
+        (f"/episodes/{EP}/tracks/7", 404, "has no track 7"),
+        (f"/episodes/{EP}/identities/9/tracks", 404, "has no identity 9"),
+        ("/no/such/page", 404, "there is no page at /no/such/page"),
+    ]:
+        status, body = get(app_url + url)
+        assert (status, want in body) == (want_status, True), (url, status, body[-800:])
+        assert "Traceback" not in body
+    # an edit from a page built before someone else's edit is refused; nothing is written
+    add_edit(store, EP, "rename", identity=0, name="First")
+    before = read_edits(store, EP)
+    status, body = get(f"{app_url}/episodes/{EP}/edit", {
+        "op": "rename", "version": NO_EDITS_VERSION, "identity": 1, "name": "Second"})
+    assert status == 409 and "This page is out of date" in body and "Reload" in body
+    assert read_edits(store, EP) == before
+    status, body = get(f"{app_url}/episodes/{EP}/edit", {
+        "op": "merge", "version": "x", "identities": [1]})
+    assert status == 400 and "select two or more identities" in body
+    # the track deleted by an edit says so on its page
+    add_edit(store, EP, "delete_track", track=2)
+    status, body = get(f"{app_url}/episodes/{EP}/tracks/2")
+    assert status == 404 and "was deleted by a review edit" in body
