@@ -35,6 +35,7 @@ from .assets.episode import build_episode_assets, episode_video
 from .assets.presentation import with_catalog_attributes
 from .assets.season import build_season_assets
 from .checks import ASSET_CHECKS
+from .cluster.config import celery_executor_from_env
 from .settings import Settings, SettingsError, load_settings
 
 EPISODE_JOB = "episode_job"
@@ -94,6 +95,9 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
                       storage: StorageResource | None = None) -> Definitions:
     """Definitions for the given settings and storage (defaults: from the environment).
 
+    The executor is the embedded default unless ``SCREENALYTICS_EXECUTOR=celery`` selects the
+    cluster's Celery executor (``cluster.config``, docs/deploy.md).
+
     ``storage`` wins over ``data_root``; without either the backend comes from
     ``STORAGE_BACKEND`` (local data root by default). The upload sensor registered is the one
     matching the backend. The models resource uses the settings' model pack, so the code
@@ -102,6 +106,7 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
     Raises:
         StorageConfigError: the storage settings in the environment are incomplete.
         SettingsError: a bad settings file or ``SCREENALYTICS_SENSOR_INTERVAL_S``.
+        ClusterConfigError: the executor settings in the environment are unknown or incomplete.
     """
     settings = settings or load_settings()
     interval = sensor_interval_s()
@@ -133,8 +138,9 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
                  automation_sensor(episode_assets, interval)],
         # Runs launched by the daemon (sensors, automation, backfills) execute every step in
         # the run's process, as the CLI does: one episode's steps form a chain anyway, and the
-        # models load once per run instead of once per step subprocess.
-        executor=in_process_executor,
+        # models load once per run instead of once per step subprocess. The cluster
+        # (SCREENALYTICS_EXECUTOR=celery) sends each step to a Celery worker instead.
+        executor=celery_executor_from_env() or in_process_executor,
         resources={
             "storage": storage,
             "models": models,

@@ -37,6 +37,7 @@ from ..preview import observable_source
 from ..settings import Settings
 from .common import (
     EPISODE_AUTOMATION,
+    MODEL_POOL,
     effective_settings,
     preview,
     stage_config,
@@ -90,7 +91,7 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
     """The facebank (per show) and cast_links (per episode) assets."""
 
     @asset(name="facebank", partitions_def=show_partitions,
-           code_version=settings.code_version("facebank"), group_name=GROUP,
+           code_version=settings.code_version("facebank"), group_name=GROUP, pool=MODEL_POOL,
            description="Reference embeddings of a show's cast from the photos in "
                        "facebank/{show}/{cast_id}/: largest face per photo, norm_crop-aligned, "
                        "embedded with the episodes' model pack.",

@@ -15,6 +15,12 @@ from ..settings import ASSET_SETTINGS, OVERRIDABLE, SCHEMA, Settings, check_valu
 
 GROUP = "episode"
 
+#: Concurrency pool of the steps that run the face models (detector, recognizer). Without a
+#: limit it changes nothing; the cluster's dagster.yaml limits it to one step per Celery worker
+#: (deploy/dagster.yaml, ``concurrency.pools``).
+MODEL_POOL = "models"
+MODEL_ASSETS = frozenset({"detections", "faces", "embeddings", "facebank"})
+
 #: Declarative automation of the episode assets (evaluated only while the automation sensor runs):
 #: an asset whose code version changed (a settings edit) is re-run in every partition, together
 #: with everything downstream of it (requested in the same tick, so in the same run), once no run
@@ -73,6 +79,7 @@ def stage_kwargs(settings: Settings, name: str, description: str) -> dict[str, A
         group_name=GROUP,
         io_manager_key="artifact_io_manager",
         automation_condition=EPISODE_AUTOMATION,
+        pool=MODEL_POOL if name in MODEL_ASSETS else None,
         description=description,
         metadata={"settings": MetadataValue.json(settings.for_asset(name)),
                   "profile": settings.profile},

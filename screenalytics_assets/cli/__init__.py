@@ -8,6 +8,7 @@ import sys
 from ..core.errors import ScreenalyticsError
 from ..settings import SettingsError
 from . import backfill as backfill_cmd
+from . import cluster as cluster_cmd
 from . import crops as crops_cmd
 from . import delete as delete_cmd
 from . import facebank as facebank_cmd
@@ -18,7 +19,7 @@ from . import serve as serve_cmd
 
 #: Modules that add subcommands: each has ``register(subparsers)``.
 COMMANDS = [run_cmd, facebank_cmd, review_cmd, review_ui_cmd, backfill_cmd, crops_cmd,
-            delete_cmd, serve_cmd]
+            delete_cmd, serve_cmd, cluster_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,12 +31,16 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..backfill import submit_season_backfill
+    from ..cluster.config import check_postgres, executor_from_env
     from ..daemon import daemon_alive, failed_partitions, no_daemon_message
     from ..definitions import build_definitions
     from ..partitions import season_episodes, season_key
 
     key = season_key(args.show, args.season)  # validates before the instance is touched
     root, storage = storage_for(args)
+    if executor_from_env() == "celery":
+        # the cluster's instance is on Postgres: a clear error rather than a driver traceback
+        check_postgres()
     instance = instance_for(root)
     defs = build_definitions(storage=storage)
     rollup = not args.no_rollup

