@@ -159,3 +159,105 @@ def test_season_backfill_runs_on_the_workers(world, serial, capsys):
         assert cur.fetchone()[0] == len(world.season)
         cur.execute("SELECT count(*) FROM bulk_actions WHERE key = %s", (backfill_id,))
         assert cur.fetchone()[0] == 1
+
+
+def _artifact_names(world, ep_id: str) -> list[str]:
+    prefix = world.store.artifact_key(ep_id, "screentime.json")[:-len("screentime.json")]
+    return [k[len(prefix):] for k in world.store.list_keys(prefix)]
+
+
+def test_killed_worker_step_is_redelivered_to_another(world, capsys):
+    ep_id = f"{SHOW}-s02e01"  # the real clip: long enough to be killed inside detections
+    world.store.put_video(ep_id, HAMILTON)
+    register_episode(world.instance, ep_id)
+    assert cli_main(["backfill", "--show", SHOW, "--season", "2", "--no-rollup"]) == 0
+    backfill_id = capsys.readouterr().out.split()[1].rstrip(":")
+
+    killed = killed_at = None
+    deadline = time.monotonic() + 300
+    while killed is None:
+        assert time.monotonic() < deadline, "detections never started on a worker"
+        for run in _runs(world.instance, backfill_id):
+            started = _workers_of(world.instance, run.run_id).get("detections")
+            if started:
+                killed, run_id = started[0], run.run_id
+                os.killpg(world.cluster.worker_pid(killed), signal.SIGKILL)
+                killed_at = time.time()
+                break
+        time.sleep(0.1)
+
+    bf = wait_backfill(world.instance, backfill_id)
+    assert bf.status.value == "COMPLETED_SUCCESS", bf.status
+    assert not world.cluster.running()[killed.split("@")[0]]
+    # the step was still running when its worker died, and re-ran on another worker
+    succeeded = [e.timestamp for e in world.instance.all_logs(
+        run_id, of_type=DagsterEventType.STEP_SUCCESS) if e.step_key == "detections"]
+    assert succeeded and min(succeeded) > killed_at
+    workers = _workers_of(world.instance, run_id)["detections"]
+    assert workers[0] == killed and workers[-1] != killed, workers
+    assert world.instance.get_run_by_id(run_id).status.value == "SUCCESS"
+    # every artifact of the episode once, complete, nothing left over from the killed attempt
+    names = _artifact_names(world, ep_id)
+    assert len(names) == len(set(names))
+    expected = {f for asset in EPISODE_ASSETS for f in CODECS[asset].files}
+    assert expected <= set(names), expected - set(names)
+    assert all(n.endswith((".json", ".jsonl", ".npy", ".csv", ".png")) for n in names), names
+    for asset in EPISODE_ASSETS:
+        CODECS[asset].load(lambda f: world.store.read_file(ep_id, f))
+
+
+def _closed_port() -> int:
+    from screenalytics_assets.cluster.local import free_port
+
+    return free_port()  # nothing listens on it once the probe socket is closed
+
+
+def test_unreachable_services_are_named_and_nothing_starts(world, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "data"
+    pg = f"postgresql+psycopg2://postgres@127.0.0.1:{_closed_port()}/nowhere"
+    monkeypatch.setenv("SCREENALYTICS_PG_URL", pg)
+    assert cli_main(["cluster", "up", "--workers", "1", "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"Postgres at {pg} is unreachable" in err and "Traceback" not in err
+    assert not (root / "cluster" / "state.json").exists()
+    # the CLI on the cluster's instance says the same instead of a driver traceback
+    monkeypatch.setenv("SCREENALYTICS_EXECUTOR", "celery")
+    assert cli_main(["backfill", "--show", SHOW, "--season", "1"]) == 2
+    assert f"Postgres at {pg} is unreachable" in capsys.readouterr().err
+
+    monkeypatch.setenv("SCREENALYTICS_PG_URL", world.pg_url)
+    monkeypatch.setenv("SCREENALYTICS_CELERY_CONFIG", str(Path("deploy/celery.yaml").resolve()))
+    broker = f"pyamqp://guest:guest@127.0.0.1:{_closed_port()}//"
+    monkeypatch.setenv("SCREENALYTICS_CELERY_BROKER", broker)
+    assert cli_main(["cluster", "up", "--workers", "1", "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert (f"Celery broker (RabbitMQ) at pyamqp://guest:***@127.0.0.1:{broker.split(':')[3]}"
+            in err), err
+    assert "Traceback" not in err and not (root / "cluster" / "state.json").exists()
+
+
+def episode_job():
+    """The episode job as the cluster loads it (a module-level function for reconstructable)."""
+    return build_definitions().resolve_job_def("episode_job")
+
+
+def test_run_launched_while_the_broker_is_down_fails_and_is_kept(world, monkeypatch):
+    from dagster import execute_job, reconstructable
+
+    monkeypatch.setenv("SCREENALYTICS_CELERY_CONFIG", str(Path("deploy/celery.yaml").resolve()))
+    monkeypatch.setenv("SCREENALYTICS_CELERY_BROKER",
+                       f"pyamqp://guest:guest@127.0.0.1:{_closed_port()}//")
+    ep_id = next(iter(world.season))
+    with execute_job(reconstructable(episode_job), instance=world.instance,
+                     tags={"dagster/partition": ep_id},
+                     asset_selection=[AssetKey("detections")]) as result:
+        assert not result.success
+        run_id = result.run_id
+    run = world.instance.get_run_by_id(run_id)
+    assert run is not None and run.status.value == "FAILURE"
+    errors = [e for e in world.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)
+              if "celery task submission" in (e.message or "")]
+    assert errors, "the failed submission is not in the run's event log"
+    with psycopg2.connect(world.pg_url.replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+        assert cur.fetchone() == ("FAILURE",)
