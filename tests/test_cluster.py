@@ -136,6 +136,13 @@ def test_season_backfill_runs_on_the_workers(world, serial, capsys):
 
     runs = _runs(world.instance, backfill_id)
     assert runs and all(r.status.value == "SUCCESS" for r in runs)
+    # queued first, then at most max_concurrent_runs (= WORKERS) in progress at once
+    for r in runs:
+        assert world.instance.all_logs(r.run_id, of_type=DagsterEventType.RUN_ENQUEUED), r.run_id
+    records = world.instance.get_run_records(
+        filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
+    spans = [(rec.start_time, rec.end_time) for rec in records]
+    assert max(sum(s <= t < e for s, e in spans) for t, _ in spans) <= WORKERS
     # every partition of every episode asset materialized
     for asset in EPISODE_ASSETS:
         done = world.instance.get_materialized_partitions(AssetKey(asset))
