@@ -6,7 +6,6 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from screenalytics_assets.core.artifacts import CODECS
 from screenalytics_assets.core.cast_links import IdentityLink
 from screenalytics_assets.core.ep_id import parse_ep_id, validate_ep_id
 from screenalytics_assets.core.facebank import all_cast_ids
@@ -22,6 +21,7 @@ from screenalytics_assets.core.review import (
 )
 
 from .facebank import read_facebank
+from .integrity import load_artifact
 from .storage import ArtifactStore
 
 
@@ -56,12 +56,14 @@ def current_review(store: ArtifactStore, ep_id: str,
         ``(review result, track spans, cast ids of the facebank or None)``.
 
     Raises:
-        ArtifactError: identities or tracks were not materialized. ReviewError: bad edits file.
+        ArtifactError: identities or tracks were not materialized. ArtifactIntegrityError: their
+            files are damaged (the message names them and the command that rebuilds them).
+        ReviewError: bad edits file.
     """
     ep_id = validate_ep_id(ep_id)
     identities = _clustered(store, ep_id)
     if spans is None:
-        tracks = CODECS["tracks"].load(lambda n: store.read_file(ep_id, n))
+        tracks = load_artifact(store, ep_id, "tracks")
         spans = {t.track_id: (t.start_frame, t.end_frame) for t in tracks.tracks}
     fb = read_facebank(store, parse_ep_id(ep_id).show)
     cast_ids = all_cast_ids(fb) if fb else None
@@ -158,12 +160,12 @@ def undo_last_edit(store: ArtifactStore, ep_id: str, expected_version: str | Non
 
 def _auto_links(store: ArtifactStore, ep_id: str) -> list[IdentityLink]:
     if store.exists(store.artifact_key(ep_id, "cast_links.json")):
-        return CODECS["cast_links"].load(lambda n: store.read_file(ep_id, n)).auto
+        return load_artifact(store, ep_id, "cast_links").auto
     return []
 
 
 def _clustered(store: ArtifactStore, ep_id: str) -> list[tuple[int, list[int]]]:
-    ids = CODECS["identities"].load(lambda n: store.read_file(ep_id, n))
+    ids = load_artifact(store, ep_id, "identities")
     return [(i.identity_id, i.track_ids) for i in ids.identities]
 
 

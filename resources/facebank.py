@@ -11,7 +11,10 @@ Everything goes through the store's ``put``/``get``/``list_keys``, so an S3 stor
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from screenalytics_assets.core.ep_id import validate_show
 from screenalytics_assets.core.errors import ArtifactError
@@ -21,6 +24,7 @@ from screenalytics_assets.core.facebank import (
     PHOTO_EXTENSIONS,
     Facebank,
     FacebankError,
+    check_photo_faces,
     decode_photo,
     dump_facebank,
     load_facebank,
@@ -47,22 +51,36 @@ def read_photos(store: ArtifactStore, show: str) -> dict[tuple[str, str], bytes]
     return {k: store.get(key) for k, key in photo_keys(store, show).items()}
 
 
+PhotoCheck = Callable[[str, str, np.ndarray], object]
+"""``check(cast_id, photo file name, BGR image)``: raises FacebankError on a photo to refuse."""
+
+
+def face_check(detector, det_size: int = 640, det_thresh: float = 0.5) -> PhotoCheck:
+    """A :data:`PhotoCheck` that requires exactly the face expected in each photo (see
+    ``core.facebank.check_photo_faces``), with the facebank asset's detector settings."""
+    return lambda cast_id, photo, image: check_photo_faces(detector, cast_id, photo, image,
+                                                           det_size, det_thresh)
+
+
 def add_photos(store: ArtifactStore, show: str, cast_id: str,
-               photos: list[str | os.PathLike]) -> list[str]:
+               photos: list[str | os.PathLike], check: PhotoCheck | None = None) -> list[str]:
     """Copy photos of one cast member into the show's facebank; returns the keys written.
 
-    Every photo is checked (name, readable image) before any is written, so a bad one leaves the
-    facebank as it was. A photo with the same file name replaces the stored one.
+    Every photo is checked (name, readable image, and with ``check`` its faces, e.g.
+    :func:`face_check`) before any is written, so a bad one leaves the facebank as it was. A photo
+    with the same file name replaces the stored one.
 
     Raises:
-        InvalidEpIdError: bad show slug. FacebankError: bad cast id, photo name or image, no photo.
+        InvalidEpIdError: bad show slug. FacebankError: bad cast id, photo name or image, no photo,
+            or a photo ``check`` refuses (naming the cast member and photo).
     """
-    return _put(store, show, {cast_id: _checked(show, cast_id, photos)})[cast_id]
+    return _put(store, show, {cast_id: _checked(show, cast_id, photos, check)})[cast_id]
 
 
-def add_folder(store: ArtifactStore, show: str, folder: str | os.PathLike) -> dict[str, int]:
+def add_folder(store: ArtifactStore, show: str, folder: str | os.PathLike,
+               check: PhotoCheck | None = None) -> dict[str, int]:
     """Add a folder with one sub-folder of photos per cast member (named by cast id). Every
-    photo of every cast member is checked before any is written.
+    photo of every cast member is checked (as in :func:`add_photos`) before any is written.
 
     Returns:
         cast id -> photos added.
@@ -78,7 +96,7 @@ def add_folder(store: ArtifactStore, show: str, folder: str | os.PathLike) -> di
         photos = sorted(p for p in sub.iterdir()
                         if p.is_file() and p.suffix.lower() in PHOTO_EXTENSIONS)
         if photos:
-            cast[sub.name] = _checked(show, sub.name, photos)
+            cast[sub.name] = _checked(show, sub.name, photos, check)
     if not cast:
         raise FacebankError(
             f"facebank folder {root} has no cast photos: expected one sub-folder per cast member "
@@ -86,7 +104,8 @@ def add_folder(store: ArtifactStore, show: str, folder: str | os.PathLike) -> di
     return {c: len(keys) for c, keys in _put(store, show, cast).items()}
 
 
-def _checked(show: str, cast_id: str, photos: list[str | os.PathLike]) -> dict[str, bytes]:
+def _checked(show: str, cast_id: str, photos: list[str | os.PathLike],
+             check: PhotoCheck | None = None) -> dict[str, bytes]:
     """``{file name: bytes}`` of photos whose ids, names and images are valid."""
     validate_show(show)
     validate_cast_id(cast_id)
@@ -100,7 +119,9 @@ def _checked(show: str, cast_id: str, photos: list[str | os.PathLike]) -> dict[s
             blob = path.read_bytes()
         except OSError as exc:
             raise FacebankError(f"cannot read cast photo {path}: {exc}") from exc
-        decode_photo(str(path), blob)
+        image = decode_photo(str(path), blob)
+        if check is not None:
+            check(cast_id, path.name, image)
         data[path.name] = blob
     return data
 

@@ -3,17 +3,21 @@
 
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, ResourceDependency
 
-from screenalytics_assets.core.artifacts import CODECS, SpoolFile
+from screenalytics_assets.core.artifacts import CODECS
 from screenalytics_assets.core.ep_id import validate_ep_id
 
 from .dagster_storage import StorageResource
+from .integrity import digest_files, load_artifact, write_manifest
 
 
 class ArtifactIOManager(ConfigurableIOManager):
     """Writes an asset's value as files through the storage resource; reads them back.
 
     The asset's name picks the codec (``core.artifacts.CODECS``); the partition key is the ep_id.
-    Files are written atomically, images before manifests.
+    Files are written atomically, images before manifests, and the integrity manifest (each
+    file's sha256 and row count, ``resources.integrity``) last; the same digests go into the
+    materialization's metadata. Loading verifies the files against the manifest first and raises
+    ``ArtifactIntegrityError`` (naming the file and the command that rebuilds it) on a mismatch.
     """
 
     storage: ResourceDependency[StorageResource]
@@ -22,25 +26,25 @@ class ArtifactIOManager(ConfigurableIOManager):
         ep_id = validate_ep_id(context.asset_partition_key)
         name = context.asset_key.path[-1]
         files = CODECS[name].dump(obj)
-        size = sum(v.path.stat().st_size if isinstance(v, SpoolFile) else len(v)
-                   for v in files.values())
+        digests = digest_files(files)  # before the spooled arrays are moved into place
+        size = sum(d.bytes for d in digests.values()) + sum(
+            len(v) for n, v in files.items() if n not in digests)
         store = self.storage.store()
         store.write_files(ep_id, files)
-        manifests = [n for n in files if "/" not in n]
+        manifest = write_manifest(store, ep_id, name, digests, len(files) - len(digests))
+        primary = digests[CODECS[name].files[0]]
         context.add_output_metadata({
             "path": MetadataValue.path(store.file_uri(ep_id, CODECS[name].files[0])),
-            "files": MetadataValue.json({n: store.file_uri(ep_id, n) for n in manifests}),
+            "files": MetadataValue.json({n: store.file_uri(ep_id, n) for n in digests}),
             "bytes": size,
-            "image_files": len(files) - len(manifests),
+            "image_files": len(files) - len(digests),
+            **({"dagster/row_count": primary.rows} if primary.rows is not None else {}),
+            "sha256": MetadataValue.json({n: d.sha256 for n, d in digests.items()}),
+            "rows": MetadataValue.json({n: d.rows for n, d in digests.items()}),
+            "integrity_manifest": MetadataValue.path(manifest),
         })
 
     def load_input(self, context: InputContext):
         ep_id = validate_ep_id(context.asset_partition_key)
         name = context.upstream_output.asset_key.path[-1]
-        store = self.storage.store()
-
-        def read(f: str) -> bytes:
-            return store.read_file(ep_id, f)
-
-        read.path = lambda f: store.local_file(ep_id, f)  # large arrays are read row by row
-        return CODECS[name].load(read)
+        return load_artifact(self.storage.store(), ep_id, name)

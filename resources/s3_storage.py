@@ -207,7 +207,10 @@ class S3Store(ArtifactStore):
                 yield obj
 
     def list_keys(self, prefix: str) -> list[str]:
-        return sorted(self._logical(o["Key"]) for o in self._list(prefix))
+        try:
+            return sorted(self._logical(o["Key"]) for o in self._list(prefix))
+        except _UNREACHABLE as exc:
+            raise _unreachable("listing", self.uri(prefix), exc) from exc
 
     def delete_keys(self, keys: list[str]) -> int:
         keys = sorted(set(keys))
@@ -216,8 +219,11 @@ class S3Store(ArtifactStore):
         gone = [k for k in keys if k in existing]
         for i in range(0, len(gone), 1000):  # DeleteObjects takes at most 1000 keys
             batch = gone[i:i + 1000]
-            resp = self.client.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": self._obj(k)} for k in batch], "Quiet": True})
+            try:
+                resp = self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": self._obj(k)} for k in batch], "Quiet": True})
+            except _UNREACHABLE as exc:
+                raise _unreachable("deleting", self.uri(batch[0]), exc) from exc
             if resp.get("Errors"):
                 e = resp["Errors"][0]
                 raise ArtifactError(

@@ -10,14 +10,17 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetIn,
+    MetadataValue,
 )
 
 from resources.dagster_storage import StorageResource
 from resources.facebank import read_facebank
+from resources.integrity import problems as integrity_problems
 from resources.models import FaceModelsResource
 
-from .core.artifacts import FaceEmbeddings, IdentitySet, ScreenTimeReport, TrackSet
+from .core.artifacts import CODECS, FaceEmbeddings, IdentitySet, ScreenTimeReport, TrackSet
 from .core.facebank import all_cast_ids
+from .core.integrity import rebuild_command
 from .core.validation import (
     embedding_problems,
     membership_problems,
@@ -76,12 +79,41 @@ def facebank_has_a_face_per_cast_member(context: AssetCheckExecutionContext,
     if fb is None:
         return _result([f"no facebank built for show {context.partition_key!r}"])
     missing = sorted(set(all_cast_ids(fb)) - set(fb.cast_ids))
-    return _result([f"{c}: no photo with a detectable face; add a clear frontal photo with "
-                    f"`screenalytics facebank add {fb.show} {c} PHOTO`" for c in missing],
-                   cast_members=len(fb.cast_ids), photos_without_face=len(fb.no_face))
+    photos = {c: [p.split("/", 1)[1] for p in fb.no_face if p.split("/", 1)[0] == c]
+              for c in missing}
+    return _result([f"cast member {c}: no photo with a detectable face "
+                    f"({', '.join(f'{c}/{p}' for p in photos[c]) or 'no photo'}); replace "
+                    f"{'it' if len(photos[c]) == 1 else 'them'} with a clear frontal photo "
+                    f"(`screenalytics facebank add {fb.show} {c} PHOTO`)" for c in missing],
+                   cast_members=len(fb.cast_ids), photos_without_face=len(fb.no_face),
+                   without_face=MetadataValue.json(fb.no_face))
 
+
+def files_intact_check(asset: str) -> AssetChecksDefinition:
+    """``{asset}_files_intact``: the asset's stored files still match the sha256 and row counts
+    recorded in its integrity manifest when they were written (``resources.integrity``).
+
+    It runs after every materialization (a failure names each file, what is wrong with it, and
+    the command that rebuilds it); files damaged later are caught when they are loaded and by
+    ``screenalytics run --stale-only`` (``resources.integrity``).
+    """
+
+    @partitioned_asset_check(asset=asset, name=f"{asset}_files_intact", blocking=True,
+                             partitions_def=episode_partitions,
+                             description=f"The stored files of {asset} match the sha256 and row "
+                                         "counts recorded when they were written.")
+    def _check(context: AssetCheckExecutionContext, storage: StorageResource) -> AssetCheckResult:
+        ep_id = context.partition_key
+        found = integrity_problems(storage.store(), ep_id, asset)
+        return _result([f"{uri}: {why}; rebuild with `{rebuild_command(ep_id)}`"
+                        for uri, why in found.items()], files=len(CODECS[asset].files))
+
+    return _check
+
+
+INTEGRITY_CHECKS: list[AssetChecksDefinition] = [files_intact_check(a) for a in CODECS]
 
 ASSET_CHECKS: list[AssetChecksDefinition] = [
     embeddings_are_unit_vectors, tracks_stay_in_one_shot, every_track_in_one_identity,
-    screentime_within_duration, facebank_has_a_face_per_cast_member,
+    screentime_within_duration, facebank_has_a_face_per_cast_member, *INTEGRITY_CHECKS,
 ]

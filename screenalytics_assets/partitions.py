@@ -7,7 +7,7 @@ import re
 
 from dagster import DagsterInstance, DynamicPartitionsDefinition
 
-from .core.ep_id import parse_ep_id, validate_ep_id, validate_show
+from .core.ep_id import EpisodeId, parse_ep_id, validate_ep_id, validate_show
 from .core.errors import InvalidEpIdError
 
 EPISODES_PARTITION = "episodes"
@@ -38,7 +38,7 @@ def parse_season_key(key: str) -> tuple[str, int]:
     if not m:
         raise InvalidEpIdError(
             f"invalid season key {key!r}: expected '{{show}}-s{{season:02d}}', e.g. 'rhobh-s05'")
-    return m["show"], int(m["season"])
+    return validate_show(m["show"]), int(m["season"])
 
 
 def season_of(ep_id: str) -> str:
@@ -48,18 +48,21 @@ def season_of(ep_id: str) -> str:
 
 
 def season_episodes(instance: DagsterInstance, key: str) -> list[str]:
-    """Registered episode partitions of a season, sorted."""
-    parse_season_key(key)
+    """Registered episode partitions of a season, sorted: those whose parsed show slug and season
+    number are the season's (never a text-prefix match: show ``x``'s season 1 must not pick up an
+    episode of another show whose slug starts with ``x-s01e``)."""
+    show, season = parse_season_key(key)
     return sorted(ep for ep in instance.get_dynamic_partitions(EPISODES_PARTITION)
-                  if ep.startswith(f"{key}e") and _is_valid(ep))
+                  if (parsed := _parsed(ep)) and (parsed.show, parsed.season) == (show, season))
 
 
-def _is_valid(ep_id: str) -> bool:
+def _parsed(ep_id: str) -> EpisodeId | None:
+    """The parsed ep_id, or None for a partition key that breaks the grammar (registered by an
+    older version, or by hand)."""
     try:
-        validate_ep_id(ep_id)
+        return parse_ep_id(validate_ep_id(ep_id))
     except InvalidEpIdError:
-        return False
-    return True
+        return None
 
 
 def episode_partition_keys(ep_id: str) -> dict[str, str]:

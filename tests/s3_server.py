@@ -38,6 +38,23 @@ def moto_server():
         server.stop()
 
 
+def stoppable_server() -> tuple[ThreadedMotoServer, str]:
+    """A started moto server a test may stop (and start again on the same port) mid-run; the
+    caller stops it. Returns ``(server, endpoint URL)``."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+def use_s3_backend(monkeypatch, endpoint: str, bucket: str, data_root) -> None:
+    """Point the CLI and the definitions at ``bucket`` on ``endpoint`` (fake credentials)."""
+    for k, v in {**FAKE_AWS_ENV, "STORAGE_BACKEND": "s3", "SCREENALYTICS_S3_BUCKET": bucket,
+                 "SCREENALYTICS_S3_ENDPOINT_URL": endpoint,
+                 "SCREENALYTICS_DATA_ROOT": str(data_root)}.items():
+        monkeypatch.setenv(k, v)
+
+
 def s3_client(endpoint: str):
     """A boto3 S3 client for the endpoint (credentials from the environment)."""
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")

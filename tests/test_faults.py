@@ -21,7 +21,13 @@ from screenalytics_assets.partitions import register_episode
 from screenalytics_assets.progress import progress_sink
 from screenalytics_assets.settings import load_settings
 from tests.conftest import HAMILTON, REPO
-from tests.s3_server import FAKE_AWS_ENV, free_port, new_bucket, s3_client
+from tests.s3_server import (
+    FAKE_AWS_ENV,
+    new_bucket,
+    s3_client,
+    stoppable_server,
+    use_s3_backend,
+)
 
 #: Every test here runs the pipeline on video.
 pytestmark = pytest.mark.slow
@@ -31,17 +37,12 @@ pytestmark = pytest.mark.slow
 def test_s3_endpoint_going_away_mid_run_then_coming_back(tmp_path, monkeypatch):
     for k, v in FAKE_AWS_ENV.items():
         monkeypatch.setenv(k, v)
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server, endpoint = stoppable_server()
+    port = int(endpoint.rsplit(":", 1)[1])
     try:
         bucket = new_bucket(endpoint)
         s3_client(endpoint).upload_file(str(HAMILTON), bucket, "videos/fault-s01e01/episode.mp4")
-        monkeypatch.setenv("STORAGE_BACKEND", "s3")
-        monkeypatch.setenv("SCREENALYTICS_S3_BUCKET", bucket)
-        monkeypatch.setenv("SCREENALYTICS_S3_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("SCREENALYTICS_DATA_ROOT", str(tmp_path / "data"))
+        use_s3_backend(monkeypatch, endpoint, bucket, tmp_path / "data")
         (tmp_path / "home").mkdir()
         instance = DagsterInstance.local_temp(str(tmp_path / "home"),
                                               overrides={"telemetry": {"enabled": False}})

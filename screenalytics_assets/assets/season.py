@@ -13,9 +13,9 @@ from dagster import (
 )
 
 from resources.dagster_storage import StorageResource
+from resources.integrity import load_artifact
 
-from ..core.artifacts import load_screentime
-from ..core.errors import ArtifactError
+from ..core.errors import ArtifactError, ArtifactIntegrityError
 from ..core.season import TOTAL, season_files, season_table
 from ..partitions import parse_season_key, season_episodes, season_partitions
 from .presentation import season_metadata
@@ -42,12 +42,16 @@ def build_season_assets(episode_assets: list[AssetsDefinition]) -> list[AssetsDe
         show, season = parse_season_key(key)
         store = storage.store()
         episodes = season_episodes(context.instance, key)
-        reports, missing = {}, []
+        reports, missing, damaged = {}, [], []
         for ep in episodes:
             try:
-                reports[ep] = load_screentime(lambda f, ep=ep: store.read_file(ep, f))
+                reports[ep] = load_artifact(store, ep, "screentime")
+            except ArtifactIntegrityError as exc:
+                damaged.append(str(exc))  # a damaged file must not drop out silently
             except ArtifactError:
                 missing.append(ep)
+        if damaged:
+            raise ArtifactIntegrityError(f"season {key}: " + " | ".join(damaged))
         if not reports:
             raise ArtifactError(
                 f"season {key}: none of its registered episodes ({', '.join(episodes) or 'none'})"

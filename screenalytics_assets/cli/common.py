@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import AssetKey, DagsterEventType, DagsterInstance
@@ -28,6 +31,49 @@ class RunFailedError(ScreenalyticsError):
     def __init__(self, message: str, materialized: list[AssetKey] | None = None) -> None:
         super().__init__(message)
         self.materialized = materialized or []
+
+
+class EpisodeBusyError(ScreenalyticsError):
+    """Another process is already running the same episode on this Dagster instance."""
+
+
+@contextmanager
+def episode_lock(ep_id: str, wait: bool = False) -> Iterator[None]:
+    """Hold the episode's run lock while a run of ``ep_id`` writes its video and artifacts.
+
+    Two runs of the same ep_id on one Dagster instance would otherwise both do the whole work and
+    overwrite each other's files: the second one sees the first and either refuses
+    (:class:`EpisodeBusyError`, naming the process that holds it) or, with ``wait``, waits for it
+    to finish and then runs (typically finding nothing stale). The lock is an OS file lock
+    (``flock``) on ``$DAGSTER_HOME/locks/{ep_id}.lock``, so a killed process never leaves it
+    taken. Runs launched by a daemon are limited per partition by the run queue instead
+    (``tag_concurrency_limits`` on ``dagster/partition``; see docs/reliability.md).
+
+    Raises:
+        EpisodeBusyError: the lock is held and ``wait`` is false.
+    """
+    folder = Path(os.environ["DAGSTER_HOME"]) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{ep_id}.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            if not wait:
+                raise EpisodeBusyError(
+                    f"episode {ep_id} is already being run by {holder}; wait for that run to "
+                    "finish, or add --wait to start when it does") from None
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def add_common_args(p) -> None:
@@ -78,9 +124,12 @@ def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey
             run_config: dict | None = None):
     """Run ``job`` for one partition in this process; raise RunFailedError with the step error."""
     run_config = {**(run_config or {}), **QUIET_LOGS}
-    result = job.execute_in_process(instance=instance, partition_key=ep_id,
-                                    asset_selection=selection, run_config=run_config,
-                                    raise_on_error=False)
+    try:
+        result = job.execute_in_process(instance=instance, partition_key=ep_id,
+                                        asset_selection=selection, run_config=run_config,
+                                        raise_on_error=False)
+    except Exception as exc:
+        raise _instance_error(exc, ep_id) or exc
     if not result.success:
         errors = [
             f"{e.step_key}: {user_message(e.step_failure_data.error)}"
@@ -92,3 +141,26 @@ def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey
             f"run {result.run_id} for {ep_id} failed: " + ("; ".join(errors) or "see the run log"),
             done)
     return result
+
+
+class InstanceGoneError(ScreenalyticsError):
+    """The Dagster instance (or the data root holding it) went away while a run was going on."""
+
+
+def _instance_error(exc: Exception, ep_id: str) -> InstanceGoneError | None:
+    """A clear error for a run that broke because its instance's storage failed (the data root
+    or ``$DAGSTER_HOME`` deleted or moved mid-run, a full disk...), in place of the database
+    driver's traceback; ``None`` for any other exception."""
+    driver = type(exc).__module__.split(".")[0] in ("sqlalchemy", "sqlite3", "psycopg2")
+    if not driver and not isinstance(exc, OSError):
+        return None
+    home = Path(os.environ.get("DAGSTER_HOME", "."))
+    root = Path(os.environ.get("SCREENALYTICS_DATA_ROOT", "."))
+    gone = [str(p) for p in (root, home, home / "history" / "runs.db")
+            if p.is_absolute() and not p.exists()]
+    why = (f"{gone[0]} was deleted or moved while the run was in progress" if gone
+           else f"its storage failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+    return InstanceGoneError(
+        f"run for {ep_id} stopped: the Dagster instance at {home} is unusable, {why}. Restore "
+        f"the data root (or point SCREENALYTICS_DATA_ROOT / DAGSTER_HOME at the right one) and "
+        f"run again: `screenalytics run VIDEO --ep-id {ep_id}`")

@@ -43,13 +43,27 @@ def run_add(args) -> int:
     cast_id = validate_cast_id(args.cast_id)
     root, storage = storage_for(args)
     store = storage.store()
-    keys = add_photos(store, show, cast_id, args.photos)
+    keys = add_photos(store, show, cast_id, args.photos, photo_check(args.profile))
     print(f"{show}/{cast_id}: {len(keys)} photo(s) added "
           f"({len(photo_keys(store, show))} in the facebank of {show})")
     if args.no_build:
         register_show(instance_for(root), show)
         return 0
     return run_build(args)
+
+
+def photo_check(profile: str | None):
+    """The face check a cast photo must pass before it is stored: exactly the face expected,
+    found with the model pack and detector settings the facebank is built with."""
+    from resources.facebank import face_check
+    from resources.models import FaceModelsResource
+
+    settings = load_settings(profile=profile)
+    s = settings.for_asset("facebank")
+    env = FaceModelsResource.from_env()
+    models = FaceModelsResource(model_root=env.model_root, model_pack=s["model_pack"],
+                                device=env.device).load()
+    return face_check(models.detector, s["det_size"], s["det_thresh"])
 
 
 def run_build(args) -> int:

@@ -12,9 +12,9 @@ import json
 from dagster import AssetKey
 
 from resources.edits import add_edit, clear_edits, current_review, read_edits, undo_last_edit
+from resources.integrity import load_artifact
 
 from ..assets.cast import record_edits_version
-from ..core.artifacts import load_screentime
 from ..core.ep_id import validate_ep_id
 from ..definitions import EPISODE_JOB, build_definitions
 from ..settings import load_settings
@@ -91,5 +91,5 @@ def run(args) -> int:
         settings = load_settings(profile=args.profile)
         job = build_definitions(settings, storage=storage).resolve_job_def(EPISODE_JOB)
         execute(job, instance, ep_id, [AssetKey(a) for a in STALE_BY_EDITS])
-        print_report(load_screentime(lambda f: store.read_file(ep_id, f)))
+        print_report(load_artifact(store, ep_id, "screentime"))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -11,10 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from resources.facebank import add_folder
+from resources.integrity import NOT_MATERIALIZED, damaged_assets, load_artifact
 from resources.models import FaceModelsResource, load_face_models
 
 from ..assets.cast import ensure_edits_observed
-from ..core.artifacts import load_screentime
 from ..core.ep_id import parse_ep_id, validate_ep_id
 from ..core.video import probe_video
 from ..definitions import EPISODE_JOB, FACEBANK_JOB, build_definitions
@@ -22,7 +23,15 @@ from ..partitions import EPISODES_PARTITION, register_episode
 from ..progress import progress_sink
 from ..settings import ASSET_SETTINGS, SettingsError, check_value, load_settings
 from ..staleness import downstream_closure, episode_asset_keys, observe_video, stale_or_missing
-from .common import RunFailedError, add_common_args, execute, instance_for, storage_for
+from .common import (
+    RunFailedError,
+    add_common_args,
+    episode_lock,
+    execute,
+    instance_for,
+    storage_for,
+)
+from .facebank import photo_check
 
 
 def register(sub) -> None:
@@ -35,6 +44,9 @@ def register(sub) -> None:
     p.add_argument("--profile", help="settings profile: fast, balanced (default), accurate")
     p.add_argument("--stale-only", action="store_true",
                    help="materialize only the assets that are stale or missing")
+    p.add_argument("--wait", action="store_true",
+                   help="when another run of the same ep_id is in progress, wait for it to "
+                        "finish instead of refusing")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting for this run only (repeatable); the assets that read "
                         "it and their descendants are re-materialized")
@@ -59,9 +71,19 @@ def run(args) -> int:
     models = FaceModelsResource.from_env()
     load_face_models(models.model_root, settings.model_pack, models.device)
     instance = instance_for(root)
+    # One run of an episode at a time: a second one refuses (or, with --wait, waits).
+    with episode_lock(ep_id, wait=args.wait):
+        return _materialize(args, ep_id, settings, overrides, storage, instance)
+
+
+def _materialize(args, ep_id, settings, overrides, storage, instance) -> int:
+    """Write the video, register the partition, run the selection and print the report (with
+    the episode's run lock held)."""
+    store = storage.store()
     show = parse_ep_id(ep_id).show
     if args.facebank:
-        added = add_folder(store, show, args.facebank)  # validates every photo before writing
+        # every photo is validated (readable, exactly the face expected) before any is written
+        added = add_folder(store, show, args.facebank, photo_check(args.profile))
     had_video = store.exists(store.video_key(ep_id))
     if args.video:
         store.put_video(ep_id, args.video)
@@ -76,7 +98,11 @@ def run(args) -> int:
         console.print(f"facebank {show}: " + ", ".join(f"{c} ({n})" for c, n in added.items()))
         execute(defs.resolve_job_def(FACEBANK_JOB), instance, show, None)
     job = defs.resolve_job_def(EPISODE_JOB)
-    keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only)
+    damaged = damaged_files(store, defs, ep_id) if args.stale_only else {}
+    for asset, found in damaged.items():
+        for uri, why in found.items():
+            console.print(f"[yellow]damaged[/] {asset}: {uri}: {why}; re-materializing it")
+    keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only, list(damaged))
     console.print("materializing: " + (", ".join(k.to_user_string() for k in keys) or
                                        "nothing (every asset is up to date)"))
     run_config = override_config(overrides, keys)
@@ -85,16 +111,42 @@ def run(args) -> int:
             if keys:
                 execute(job, instance, ep_id, keys, run_config)
     except RunFailedError as exc:
-        if new_partition and not exc.materialized:
-            # Nothing was computed from this upload (e.g. the video turned out truncated while
-            # decoding): take the new episode back out, so nothing looks half-processed.
-            instance.delete_dynamic_partition(EPISODES_PARTITION, ep_id)
-            if args.video and not had_video:
-                store.delete_keys([store.video_key(ep_id)])
+        # Cleanup never hides the run's error: what it cannot undo (e.g. S3 is gone) is added
+        # to the message, with the command that finishes it.
+        notes = _clean_up_failed_run(store, instance, ep_id, new_partition and not exc.materialized,
+                                     bool(args.video) and not had_video)
+        if notes:
+            raise RunFailedError(f"{exc}\n" + "\n".join(notes), exc.materialized) from exc
         raise
-    report = load_screentime(lambda f: store.read_file(ep_id, f))
+    report = load_artifact(store, ep_id, "screentime")
     print_report(report)
     return 0
+
+
+def _clean_up_failed_run(store, instance, ep_id: str, nothing_done: bool, uploaded: bool
+                         ) -> list[str]:
+    """After a failed run: remove the local cache copy of the video (always), and when nothing
+    was computed from a new upload (e.g. the video turned out truncated while decoding), take the
+    new episode back out so nothing looks half-processed. Returns notes on what could not be
+    undone; never raises, so the run's own error stays the one reported."""
+    notes = []
+    for folder in store.cache_dirs(ep_id):
+        shutil.rmtree(folder, ignore_errors=True)
+    if not nothing_done:
+        return notes
+    try:
+        instance.delete_dynamic_partition(EPISODES_PARTITION, ep_id)
+    except Exception as exc:  # noqa: BLE001 - reported, the run's error comes first
+        notes.append(f"note: could not unregister partition {ep_id} ({type(exc).__name__})")
+    if uploaded:
+        key = store.video_key(ep_id)
+        try:
+            store.delete_keys([key])
+        except Exception as exc:  # noqa: BLE001 - e.g. S3 unreachable: reported, not raised
+            notes.append(f"note: the uploaded video {store.uri(key)} was left in place "
+                         f"({type(exc).__name__}); remove it once storage is back (e.g. "
+                         f"`aws s3 rm {store.uri(key)}`)")
+    return notes
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -128,16 +180,26 @@ def override_config(overrides: dict[str, Any], keys: list[AssetKey]) -> dict:
     return {"ops": ops}
 
 
-def plan_selection(defs, instance, ep_id: str, overrides: dict[str, Any], stale_only: bool
-                   ) -> list[AssetKey]:
+def damaged_files(store, defs, ep_id: str) -> dict[str, dict[str, str]]:
+    """``{asset: {file: what is wrong}}`` for the episode's materialized assets whose files no
+    longer match their integrity manifests (truncated, rows dropped, bytes changed, deleted)."""
+    found = damaged_assets(store, ep_id, [k.path[-1] for k in episode_asset_keys(defs)])
+    return {a: f for a, f in found.items() if list(f.values()) != [NOT_MATERIALIZED]}
+
+
+def plan_selection(defs, instance, ep_id: str, overrides: dict[str, Any], stale_only: bool,
+                   damaged: list[str] = ()) -> list[AssetKey]:
     """The episode assets to run, in graph order.
 
-    Everything, or with ``stale_only`` the stale and missing ones and their descendants; plus,
-    with overrides, every asset that reads an overridden setting and its descendants (an override
-    changes no code version, so Dagster alone would not see them as stale).
+    Everything, or with ``stale_only`` the stale and missing ones, the ``damaged`` ones (files
+    that fail their integrity manifest: Dagster's staleness only knows code and data versions,
+    not what happened to the files since) and their descendants; plus, with overrides, every
+    asset that reads an overridden setting and its descendants (an override changes no code
+    version, so Dagster alone would not see them as stale).
     """
     keys = episode_asset_keys(defs)
     roots = stale_or_missing(defs, instance, ep_id, keys) if stale_only else keys
+    roots = [*roots, *(AssetKey(a) for a in damaged)]
     roots = [*roots, *(AssetKey(a) for a, reads in ASSET_SETTINGS.items()
                        if set(reads) & set(overrides))]
     # Dagster flags only the asset whose code version or inputs changed; what is downstream of it

@@ -21,3 +21,8 @@ class ModelPackError(ScreenalyticsError):
 
 class ArtifactError(ScreenalyticsError):
     """A stored artifact is missing or unreadable."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """A stored artifact no longer matches the sha256 and row count recorded when it was
+    written (truncated, rows dropped, bytes changed), or it has no integrity manifest."""

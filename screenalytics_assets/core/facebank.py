@@ -121,6 +121,41 @@ def decode_photo(name: str, data: bytes) -> np.ndarray:
     return image
 
 
+SUBJECT_AREA_RATIO = 2.0
+"""A cast photo may show bystanders only when the subject's face is at least this many times the
+area of any other face: the facebank keeps the largest face (:func:`photo_face`), so with faces of
+similar size it could keep the wrong person."""
+
+
+def check_photo_faces(detector, cast_id: str, photo: str, image: np.ndarray,
+                      det_size: int = 640, det_thresh: float = 0.5) -> int:
+    """Check that a cast photo shows exactly the face expected: one face, or one face clearly the
+    largest (:data:`SUBJECT_AREA_RATIO`), found with the detector and settings the facebank is
+    built with.
+
+    Args:
+        detector: InsightFace detection model. image: BGR uint8 [H, W, 3].
+        det_size: detector input side (px). det_thresh: min detector score.
+
+    Returns:
+        The number of faces found.
+
+    Raises:
+        FacebankError: no face, or several faces of similar size; names the cast member and photo.
+    """
+    bbox, score, _ = detect_faces(detector, image, det_size, det_thresh)
+    if len(score) == 0:
+        raise FacebankError(
+            f"cast photo {cast_id}/{photo}: no face found (detector score >= {det_thresh}); use a "
+            f"clear, frontal photo of {cast_id}'s face. Nothing was added.")
+    area = np.sort((bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1]))[::-1]
+    if len(area) > 1 and area[0] < SUBJECT_AREA_RATIO * area[1]:
+        raise FacebankError(
+            f"cast photo {cast_id}/{photo}: {len(area)} faces of similar size, so which one is "
+            f"{cast_id} is ambiguous; crop the photo to {cast_id}'s face. Nothing was added.")
+    return len(score)
+
+
 def photo_face(detector, recognizer, cast_id: str, photo: str, image: np.ndarray,
                det_size: int = 640, det_thresh: float = 0.5) -> PhotoFace:
     """Detect the face in a cast photo and embed it.

@@ -7,6 +7,7 @@ base, relative to the stream's start, so they stay right for variable-frame-rate
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -101,10 +102,10 @@ def _open(path: Path) -> tuple[av.container.InputContainer, av.video.stream.Vide
             "or corrupted: re-encode it (e.g. `ffmpeg -i in -c:v libx264 out.mp4`) or re-upload it."
         ) from exc
     if not container.streams.video:
+        kind = ("it is audio-only" if container.streams.audio
+                else "no video frames at all (an empty or data-only container)")
         container.close()
-        raise VideoError(
-            f"{path} has no video stream (audio-only or data file). Provide the episode's video."
-        )
+        raise VideoError(f"{path} has no video stream: {kind}. Provide the episode's video.")
     return container, container.streams.video[0]
 
 
@@ -116,15 +117,52 @@ def probe_video(path: str | os.PathLike, fps: float = 0.0) -> VideoInfo:
         fps: frames per second to use instead of the container's rate; 0 means auto.
 
     Raises:
-        VideoError: missing, empty, unreadable or audio-only file, a stream with no frame rate, or
-            a frame larger than :data:`MAX_FRAME_PIXELS`.
+        VideoError: missing, empty, unreadable or audio-only file, a stream with no frame rate, a
+            frame larger than :data:`MAX_FRAME_PIXELS`, or fewer frames than one second of video
+            (a still image; see :func:`check_episode_length`).
     """
     path = Path(path)
     container, stream = _open(path)
     try:
-        return _info(path, stream, fps)
+        info = _info(path, stream, fps)
+        check_episode_length(path, container, stream, info)
+        return info
     finally:
         container.close()
+
+
+def check_episode_length(path: Path, container, stream, info: VideoInfo) -> None:
+    """Refuse what is not an episode: a stream with fewer frames than one second of video
+    (``ceil(fps)`` frames), such as a still image (a JPEG renamed ``.mp4`` opens as a one-frame
+    ``jpeg_pipe`` stream at a nominal 25 fps), or no frame at all.
+
+    Frames are counted from the demuxed packets (one per frame; nothing is decoded), and only up
+    to one second's worth; a declared frame count of at least that many is trusted.
+
+    Raises:
+        VideoError: naming the file, the frames found and why it is refused.
+    """
+    need = math.ceil(info.fps - 1e-6)
+    if info.n_frames >= need:
+        return
+    found = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                found += 1
+                if found >= need:
+                    return
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise VideoError(f"cannot read {path} as a video ({exc}); it is truncated or corrupted: "
+                         "re-encode or re-upload it.") from exc
+    if found == 0:
+        raise VideoError(f"{path} has no video frames (its video stream is empty). Provide the "
+                         "episode's video.")
+    still = " (a still image, not a video)" if found == 1 else ""
+    raise VideoError(
+        f"{path} is not an episode: {found} video frame{'s' if found != 1 else ''}{still}, fewer "
+        f"than one second of video ({need} frames at {info.fps:g} fps). Provide the episode's "
+        "video file.")
 
 
 def _info(path: Path, stream, fps: float) -> VideoInfo:
