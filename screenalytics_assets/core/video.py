@@ -132,9 +132,11 @@ def probe_video(path: str | os.PathLike, fps: float = 0.0) -> VideoInfo:
 
 
 def check_episode_length(path: Path, container, stream, info: VideoInfo) -> None:
-    """Refuse what is not an episode: a stream with fewer frames than one second of video
-    (``ceil(fps)`` frames), such as a still image (a JPEG renamed ``.mp4`` opens as a one-frame
-    ``jpeg_pipe`` stream at a nominal 25 fps), or no frame at all.
+    """Refuse what is not an episode: no frame at all, a still image (one frame: a JPEG renamed
+    ``.mp4`` opens as a one-frame ``jpeg_pipe`` stream at a nominal 25 fps), or a stream shorter
+    than one second of video: fewer than ``ceil(fps)`` frames, unless its frames, each lasting
+    the stream's mean frame interval, cover at least 1 s (a low or variable frame rate, where the
+    container's average rate says little).
 
     Frames are counted from the demuxed packets (one per frame; nothing is decoded), and only up
     to one second's worth; a declared frame count of at least that many is trusted.
@@ -158,6 +160,10 @@ def check_episode_length(path: Path, container, stream, info: VideoInfo) -> None
     if found == 0:
         raise VideoError(f"{path} has no video frames (its video stream is empty). Provide the "
                          "episode's video.")
+    # found < need: every frame was counted. A stream's duration spans found - 1 frame
+    # intervals (first to last pts); the last frame lasts one interval too.
+    if found > 1 and info.duration_s * found / (found - 1) >= 1.0 - 1e-6:
+        return
     still = " (a still image, not a video)" if found == 1 else ""
     raise VideoError(
         f"{path} is not an episode: {found} video frame{'s' if found != 1 else ''}{still}, fewer "
