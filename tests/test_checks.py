@@ -12,7 +12,13 @@ from screenalytics_assets.checks import (
     screentime_within_duration,
     tracks_stay_in_one_shot,
 )
-from screenalytics_assets.core.artifacts import Identity, IdentitySet, ScreenTimeReport, TrackSet
+from screenalytics_assets.core.artifacts import (
+    CODECS,
+    Identity,
+    IdentitySet,
+    ScreenTimeReport,
+    TrackSet,
+)
 from screenalytics_assets.core.screentime import PersonTime
 from screenalytics_assets.core.validation import (
     embedding_problems,
@@ -27,7 +33,7 @@ def test_checks_pass_on_the_hamilton_run(hamilton_run):
     evaluations = hamilton_run.result.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations} == {
         "embeddings_are_unit_vectors", "tracks_stay_in_one_shot", "every_track_in_one_identity",
-        "screentime_within_duration"}
+        "screentime_within_duration", *(f"{a}_files_intact" for a in CODECS)}
     assert all(e.passed for e in evaluations)
 
 
@@ -89,5 +95,5 @@ def test_checks_run_per_partition_with_two_episodes(synthetic_episode, tmp_path)
     second = run_episode(tmp_path / "b", synthetic_episode.path, "synth-s02e02",
                          instance=first.instance)
     evaluations = second.result.get_asset_check_evaluations()
-    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
+    assert len(evaluations) == 4 + len(CODECS) and all(e.passed for e in evaluations)
     assert {e.partition for e in evaluations} == {"synth-s02e02"}

@@ -13,7 +13,8 @@ thumbnails) are counted, not digested: nothing downstream reads them.
 
 Rows are: non-empty lines of ``.jsonl``; data lines of ``.csv`` (header excluded); the first
 dimension of ``.npy`` (from its header, the array is not read); for the JSON files with one list
-of records, the length of that list (:data:`JSON_ROWS`); ``None`` for anything else.
+of records, the length of that list (a top-level list, or the key in :data:`JSON_ROWS`); ``None``
+for anything else.
 """
 
 from __future__ import annotations
@@ -90,10 +91,10 @@ def count_rows(name: str, data: bytes) -> int | None:
         return max(0, sum(1 for line in data.splitlines() if line.strip()) - 1)
     if name.endswith(".npy"):
         return _npy_rows(io.BytesIO(data))
-    if name in JSON_ROWS:
+    if name.endswith(".json"):
         try:
             doc = json.loads(data)
-            return len(doc[JSON_ROWS[name]])
+            return len(doc) if isinstance(doc, list) else len(doc[JSON_ROWS[name]])
         except (ValueError, KeyError, TypeError):
             return None
     return None
