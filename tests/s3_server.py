@@ -47,12 +47,17 @@ def stoppable_server() -> tuple[ThreadedMotoServer, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def use_s3_backend(monkeypatch, endpoint: str, bucket: str, data_root) -> None:
-    """Point the CLI and the definitions at ``bucket`` on ``endpoint`` (fake credentials)."""
-    for k, v in {**FAKE_AWS_ENV, "STORAGE_BACKEND": "s3", "SCREENALYTICS_S3_BUCKET": bucket,
+def use_s3_backend(monkeypatch, endpoint: str, bucket: str | None, data_root) -> str:
+    """Point the CLI and the definitions at ``bucket`` on ``endpoint`` (fake credentials); a new
+    bucket when ``bucket`` is None. Returns the bucket's name."""
+    for k, v in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(k, v)
+    bucket = bucket or new_bucket(endpoint)
+    for k, v in {"STORAGE_BACKEND": "s3", "SCREENALYTICS_S3_BUCKET": bucket,
                  "SCREENALYTICS_S3_ENDPOINT_URL": endpoint,
                  "SCREENALYTICS_DATA_ROOT": str(data_root)}.items():
         monkeypatch.setenv(k, v)
+    return bucket
 
 
 def s3_client(endpoint: str):

@@ -25,7 +25,7 @@ from screenalytics_assets.partitions import EPISODES_PARTITION, season_episodes
 from screenalytics_assets.progress import progress_sink
 from tests.conftest import FACEBANK, FACES
 from tests.faults import Cli, tiny_episode
-from tests.s3_server import new_bucket, stoppable_server, use_s3_backend
+from tests.s3_server import stoppable_server, use_s3_backend
 from tests.test_bad_input import _assert_nothing_left
 
 EP = "bad-s01e01"
@@ -180,7 +180,7 @@ def test_s3_lost_mid_run_reports_the_first_error_and_leaves_no_local_copy(tiny, 
     server, endpoint = stoppable_server()
     stopped = []
     try:
-        use_s3_backend(monkeypatch, endpoint, new_bucket(endpoint), tmp_path / "data")
+        use_s3_backend(monkeypatch, endpoint, None, tmp_path / "data")
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
 
         def stop_endpoint(stage: str, done: int, total: int) -> None:
