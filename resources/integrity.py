@@ -42,6 +42,15 @@ def write_manifest(store: ArtifactStore, ep_id: str, asset: str,
     return store.uri(key)
 
 
+def write_artifact(store: ArtifactStore, ep_id: str, asset: str,
+                   files: Mapping[str, "bytes | SpoolFile"]) -> tuple[dict[str, FileDigest], str]:
+    """Store an asset's files as its codec produced them (``CODECS[asset].dump``), then their
+    manifest. Returns ``(digests of the non-image files, URI of the manifest)``."""
+    digests = digest_files(files)  # before the spooled arrays are moved into place
+    store.write_files(ep_id, dict(files))
+    return digests, write_manifest(store, ep_id, asset, digests, len(files) - len(digests))
+
+
 def read_manifest(store: ArtifactStore, ep_id: str, asset: str) -> dict[str, FileDigest] | None:
     """What was recorded about the asset's files, or ``None`` when it has no manifest.
 

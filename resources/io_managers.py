@@ -7,7 +7,8 @@ from screenalytics_assets.core.artifacts import CODECS
 from screenalytics_assets.core.ep_id import validate_ep_id
 
 from .dagster_storage import StorageResource
-from .integrity import digest_files, load_artifact, write_manifest
+from .integrity import load_artifact, write_artifact
+from .storage import IMAGE_PREFIXES
 
 
 class ArtifactIOManager(ConfigurableIOManager):
@@ -26,12 +27,10 @@ class ArtifactIOManager(ConfigurableIOManager):
         ep_id = validate_ep_id(context.asset_partition_key)
         name = context.asset_key.path[-1]
         files = CODECS[name].dump(obj)
-        digests = digest_files(files)  # before the spooled arrays are moved into place
-        size = sum(d.bytes for d in digests.values()) + sum(
-            len(v) for n, v in files.items() if n not in digests)
+        images = sum(len(v) for n, v in files.items() if n.startswith(IMAGE_PREFIXES))
         store = self.storage.store()
-        store.write_files(ep_id, files)
-        manifest = write_manifest(store, ep_id, name, digests, len(files) - len(digests))
+        digests, manifest = write_artifact(store, ep_id, name, files)
+        size = sum(d.bytes for d in digests.values()) + images
         primary = digests[CODECS[name].files[0]]
         context.add_output_metadata({
             "path": MetadataValue.path(store.file_uri(ep_id, CODECS[name].files[0])),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from resources.edits import StaleEditError, add_edit, add_edits, read_edits, undo_last_edit
+from resources.integrity import write_artifact
 from resources.storage import LocalStore
 from screenalytics_assets.core.artifacts import CODECS, Identity, IdentitySet, TrackSet
 from screenalytics_assets.core.review import NO_EDITS_VERSION, ReviewError, edits_version
@@ -25,11 +26,10 @@ def store(tmp_path):
     store = LocalStore(tmp_path / "data")
     tracks = [_track(i, 0, [10 * i, 10 * i + 2]) for i in range(3)]
     video = VideoInfo(10.0, 40, 4.0, 64, 64, "1/10", 0)
-    files = {**CODECS["tracks"].dump(TrackSet(video, 2, [Shot(0, 0, 39, 0.0, 4.0)], tracks)),
-             **CODECS["identities"].dump(IdentitySet(
-                 [Identity(i, [i], 1, 0.4) for i in range(3)], np.eye(3, 4, dtype=np.float32),
-                 {}))}
-    store.write_files(EP, files)
+    write_artifact(store, EP, "tracks", CODECS["tracks"].dump(
+        TrackSet(video, 2, [Shot(0, 0, 39, 0.0, 4.0)], tracks)))
+    write_artifact(store, EP, "identities", CODECS["identities"].dump(IdentitySet(
+        [Identity(i, [i], 1, 0.4) for i in range(3)], np.eye(3, 4, dtype=np.float32), {})))
     return store
 
 
