@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
-from trackers import ByteTrackTracker
+from trackers import BaseIoU, ByteTrackTracker
 
 from .detect import Detections
 from .rows import FaceRows
@@ -38,6 +38,27 @@ class TrackingParams:
 
 #: The per-face columns of a track (its rows of the detections table).
 TRACK_COLUMNS = ("det_index", "frame_idx", "ts", "pts", "bbox", "score", "landmarks", "dur")
+
+
+#: Largest ratio between the areas of a track's box and a detection for them to match. A face
+#: does not grow or shrink fourfold between two processed frames, but with ByteTrack's low IoU
+#: threshold a small face's lost track could otherwise take the low-score box of a large face
+#: that covers it (a close-up passing in front of the audience).
+MAX_AREA_RATIO = 4.0
+
+
+class ScaleGatedIoU(BaseIoU):
+    """IoU (``supervision.box_iou_batch``), set to 0 between boxes whose areas differ by more than
+    :data:`MAX_AREA_RATIO`; plugged into ``ByteTrackTracker(iou=...)``, the ``trackers`` hook for
+    custom association metrics."""
+
+    def _compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+        iou = sv.box_iou_batch(boxes_1, boxes_2)
+        a1 = (boxes_1[:, 2] - boxes_1[:, 0]) * (boxes_1[:, 3] - boxes_1[:, 1])
+        a2 = (boxes_2[:, 2] - boxes_2[:, 0]) * (boxes_2[:, 3] - boxes_2[:, 1])
+        ratio = np.maximum(a1[:, None], a2[None]) / np.maximum(
+            np.minimum(a1[:, None], a2[None]), 1e-9)
+        return np.where(ratio <= MAX_AREA_RATIO, iou, 0.0)
 
 
 @dataclass
@@ -97,16 +118,19 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
 
     Returns:
         Tracks sorted by (start frame, shot, first detection), with ids 0..T-1. Every detection
-        the tracker keeps belongs to exactly one track; low-score detections that match no track
-        are dropped, as ByteTrack does.
+        the tracker keeps belongs to exactly one track. Detections under ``track_thresh`` never
+        start a track: they continue one (ByteTrack's second association, and
+        :func:`_continue_with_low_scores` where the motion model lost the face), or are dropped.
     """
     order = np.lexsort((np.arange(len(dets)), dets.frame_idx))
     members: dict[tuple[int, int], list[int]] = {}
     tracker = None
     shot = -1
     pending: list[int] = []
+    low: list[int] = []  # low-score detections no track took
     for frame, rows in _group_by_frame(dets.frame_idx[order], order):
         if dets.shot_id[rows[0]] != shot:
+            low += [r for r in pending if dets.score[r] < params.track_thresh]
             shot = int(dets.shot_id[rows[0]])
             tracker = ByteTrackTracker(
                 lost_track_buffer=params.track_buffer, frame_rate=fps,
@@ -114,6 +138,7 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
                 minimum_consecutive_frames=params.min_consecutive_frames,
                 minimum_iou_threshold=params.match_thresh,
                 high_conf_det_threshold=params.track_thresh,
+                iou=ScaleGatedIoU(),
             )
             pending = []
         sv_dets = sv.Detections(xyxy=dets.bbox[rows].astype(np.float32),
@@ -129,13 +154,78 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
             if key not in members:
                 members[key] = _spawning_detection(dets, pending, int(row), params.match_thresh)
             members[key].append(int(row))
+        low += [r for r in pending if dets.score[r] < params.track_thresh]
         pending = unassigned
+    low += [r for r in pending if dets.score[r] < params.track_thresh]
+    _continue_with_low_scores(dets, members, low, params.track_buffer / 30.0,
+                              params.match_thresh)
     groups = sorted(members.items(), key=lambda kv: (dets.frame_idx[kv[1][0]], kv[0][0], kv[1][0]))
     tracks = []
     for track_id, ((shot_id, _), rows) in enumerate(groups):
         r = np.asarray(rows, np.int64)
         tracks.append(Track(track_id, shot_id, dets[r].with_columns(det_index=r, shot_id=None)))
     return tracks
+
+
+def _continue_with_low_scores(dets: Detections, members: dict[tuple[int, int], list[int]],
+                              low: list[int], max_gap_s: float, min_iou: float) -> None:
+    """Give tracks the low-score detections that continue them where ByteTrack's motion model
+    lost the face (updates ``members`` in place).
+
+    ByteTrack's second association matches a low-score detection only to a lost track's Kalman
+    prediction; a face that slides out of the frame (scores fall under ``track_thresh``), is missed
+    for a few frames and comes back cut by the edge, is no longer where the prediction went, and
+    low-score detections can never start a track, so those frames were dropped. Here (own code:
+    ``trackers`` has no such pass) the leftover low-score detections of a shot are chained into
+    tracklets (IoU >= ``min_iou`` between consecutive boxes), and a tracklet joins the track of the
+    same shot whose last box it overlaps (IoU >= ``min_iou``), starting at most ``max_gap_s``
+    after the track's end, or whose first box it overlaps, ending at most ``max_gap_s`` before its
+    start (a face entering cut by the edge); the nearest in time wins. ``max_gap_s`` is how long
+    ByteTrack keeps a lost track (``track_buffer`` frames at 30 fps). A tracklet that continues no
+    track is dropped, as ByteTrack drops unmatched low-score detections.
+    """
+    if not low or not members:
+        return
+    low = sorted(set(low), key=lambda r: (int(dets.frame_idx[r]), r))
+    tracklets: list[list[int]] = []
+    for r in low:
+        best, best_iou = None, min_iou
+        for tl in tracklets:
+            last = tl[-1]
+            if (dets.shot_id[last] != dets.shot_id[r] or dets.frame_idx[last] >= dets.frame_idx[r]
+                    or dets.ts[r] - dets.ts[last] > max_gap_s):
+                continue
+            iou = float(sv.box_iou_batch(dets.bbox[[r]], dets.bbox[[last]])[0, 0])
+            if iou >= best_iou:
+                best, best_iou = tl, iou
+        if best is None:
+            tracklets.append([r])
+        else:
+            best.append(r)
+    taken: dict[tuple[int, int], set[int]] = {
+        k: {int(dets.frame_idx[r]) for r in rows} for k, rows in members.items()}
+    for tl in tracklets:
+        first, last = tl[0], tl[-1]
+        frames = {int(dets.frame_idx[r]) for r in tl}
+        cands = []
+        for key, rows in members.items():
+            if key[0] != int(dets.shot_id[first]) or frames & taken[key]:
+                continue
+            head, tail = rows[0], rows[-1]
+            if dets.frame_idx[tail] < dets.frame_idx[first]:
+                gap = float(dets.ts[first] - dets.ts[tail])
+                iou = float(sv.box_iou_batch(dets.bbox[[tail]], dets.bbox[[first]])[0, 0])
+            elif dets.frame_idx[last] < dets.frame_idx[head]:
+                gap = float(dets.ts[head] - dets.ts[last])
+                iou = float(sv.box_iou_batch(dets.bbox[[head]], dets.bbox[[last]])[0, 0])
+            else:
+                continue
+            if gap <= max_gap_s + 1e-6 and iou >= min_iou:
+                cands.append((gap, -iou, key))
+        if cands:
+            key = min(cands)[2]
+            members[key] = sorted(members[key] + tl, key=lambda r: int(dets.frame_idx[r]))
+            taken[key] |= frames
 
 
 def _spawning_detection(dets: Detections, pending: list[int], row: int, min_iou: float
