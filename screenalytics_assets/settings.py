@@ -30,11 +30,12 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
     "tracks": ("track_thresh", "match_thresh", "track_buffer"),
     "faces": ("max_samples_per_track", "save_crops", "thumb_size", "jpeg_quality"),
     "embeddings": ("model_pack",),
-    "identities": ("cluster_thresh", "min_identity_sim", "min_track_faces"),
+    "identities": ("cluster_thresh", "min_identity_sim", "min_track_faces", "stitch_gap_s",
+                   "stitch_min_sim"),
     "track_reps": (),
-    "facebank": ("model_pack", "det_size", "det_thresh"),
+    "facebank": ("model_pack", "facebank_det_size", "facebank_det_thresh"),
     "cast_links": ("cast_link_thresh",),
-    "screentime": (),
+    "screentime": ("stitch_gap_s",),
 }
 
 #: Per-asset code revision: bump it when an asset's algorithm changes its output.
@@ -43,14 +44,14 @@ CODE_REVISIONS: dict[str, str] = {
     "tracks": "1",
     "faces": "1",
     "embeddings": "1",
-    "identities": "1",
+    "identities": "2",
     "track_reps": "2",
-    "facebank": "1",
-    "cast_links": "1",
-    "screentime": "3",
+    "facebank": "2",
+    "cast_links": "2",
+    "screentime": "4",
 }
 
-PACK_KEYS = ("cluster_thresh", "min_identity_sim", "cast_link_thresh")
+PACK_KEYS = ("cluster_thresh", "min_identity_sim", "cast_link_thresh", "stitch_min_sim")
 
 
 class SettingsError(ValueError):
@@ -169,6 +170,14 @@ SCHEMA: dict[str, SettingSpec] = {
                                   lo_open=True),
     "min_identity_sim": SettingSpec(float, -1, 1, "cosine similarity that attaches weak tracks"),
     "cast_link_thresh": SettingSpec(float, -1, 1, "cosine similarity that links a cast member"),
+    "stitch_gap_s": SettingSpec(float, 0, 60, "seconds without a detection that stitch two "
+                                "tracks of one face in a shot and count as on screen"),
+    "stitch_min_sim": SettingSpec(float, -1, 1, "cosine similarity two tracks need to stitch"),
+    "facebank_det_size": SettingSpec(int, 160, 2048, "largest detector input side tried on cast "
+                                     "photos in pixels (then halved down to 160)",
+                                     multiple_of=32),
+    "facebank_det_thresh": SettingSpec(float, 0, 1, "minimum SCRFD score on cast photos",
+                                       lo_open=True),
 }
 
 #: Settings a run may override (the model pack is chosen by the environment, for every asset).

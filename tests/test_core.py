@@ -161,9 +161,15 @@ def test_code_version_changes_only_for_assets_reading_the_setting():
     assert differs == {"identities"}
     det = base.with_overrides({"det_thresh": "0.6"})
     assert det["det_thresh"] == 0.6
-    # the facebank detects the faces of cast photos with the same detector settings
+    # cast photos have their own detector settings (a photo is not a video frame)
     assert {a for a in ASSET_SETTINGS if base.code_version(a) != det.code_version(a)} == {
-        "detections", "facebank"}
+        "detections"}
+    photo = base.with_overrides({"facebank_det_thresh": "0.6"})
+    assert {a for a in ASSET_SETTINGS if base.code_version(a) != photo.code_version(a)} == {
+        "facebank"}
+    gap = base.with_overrides({"stitch_gap_s": "0.2"})
+    assert {a for a in ASSET_SETTINGS if base.code_version(a) != gap.code_version(a)} == {
+        "identities", "screentime"}
 
 
 def test_unknown_setting_is_rejected():

@@ -99,7 +99,7 @@ def test_hamilton_materializations_carry_metadata(hamilton_run):
     assert md["model_pack"].value == "ci_pack"
     assert md["execution_provider"].value == "CPUExecutionProvider"
     assert md["frames_per_second"].value > 0
-    assert md["settings_used"].value["det_thresh"] == 0.5
+    assert md["settings_used"].value["det_thresh"] == hamilton_run.settings["det_thresh"]
 
 
 def _panel_of(track, n_panels: int, width: int = 640) -> int:

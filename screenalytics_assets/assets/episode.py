@@ -193,12 +193,15 @@ def identities_asset(settings: Settings) -> AssetsDefinition:
         s = effective_settings(settings, config, "identities")
         with timed() as t:
             out = identify(tracks, embeddings, ClusteringParams(
-                s["cluster_thresh"], s["min_identity_sim"], s["min_track_faces"]), s)
+                s["cluster_thresh"], s["min_identity_sim"], s["min_track_faces"],
+                s["stitch_gap_s"], s["stitch_min_sim"]), s)
         result = out.identities
         stage_metadata(
             context, settings, "identities", s, config, t["seconds"], identities=len(result),
             tracks=len(tracks.tracks),
             singletons=sum(1 for i in result if len(i.track_ids) == 1),
+            tracks_per_identity=round(len(tracks.tracks) / max(len(result), 1), 2),
+            attached_tracks=sum(len(i.attached_track_ids) for i in result),
             preview=preview([{"identity_id": i.identity_id, "tracks": len(i.track_ids),
                               "faces": i.n_faces, "seconds": round(i.seconds, 2)}
                              for i in result]))
@@ -237,9 +240,11 @@ def screentime_asset(settings: Settings) -> AssetsDefinition:
            deps=["identity_edits"])
     def screentime(context: AssetExecutionContext, config: Config, tracks: TrackSet,
                    cast_links: CastLinks) -> ScreenTimeReport:
+        s = effective_settings(settings, config, "screentime")
         with timed() as t:
-            report = screentime_report(context.partition_key, tracks, cast_links)
-        stage_metadata(context, settings, "screentime", {}, config, t["seconds"],
+            report = screentime_report(context.partition_key, tracks, cast_links,
+                                       s["stitch_gap_s"])
+        stage_metadata(context, settings, "screentime", s, config, t["seconds"],
                        people=len(report.people), segments=len(report.segments),
                        duration_s=round(tracks.video.duration_s, 3),
                        skipped_edits=MetadataValue.json(report.skipped_edits),

@@ -27,11 +27,18 @@ class ClusteringParams:
             identity centroid for the track to join that identity.
         min_track_faces: tracks with fewer sampled faces than this are weak: they do not shape
             the clusters, and are attached afterwards or left as singletons.
+        stitch_gap_s: tracks of one shot separated by at most this many seconds without a
+            detection are stitched (always one identity) when their boxes and embeddings agree
+            (see :func:`stitch_pairs`); 0 stitches nothing.
+        stitch_min_sim: minimum cosine similarity between the embeddings of two tracks to stitch
+            them (per model pack: a face cut by the frame edge embeds poorly).
     """
 
     cluster_thresh: float = 0.5
     min_identity_sim: float = 0.4
     min_track_faces: int = 3
+    stitch_gap_s: float = 0.0
+    stitch_min_sim: float = 0.2
 
 
 @dataclass
@@ -93,11 +100,71 @@ def cooccurring_pairs(tracks: list[Track]) -> set[tuple[int, int]]:
     return pairs
 
 
+#: Largest distance between the centres of a track's last box and the next track's first box, in
+#: units of the larger box side, for the two to be stitched: the face may move during the gap.
+STITCH_MAX_SHIFT = 1.0
+
+
+def stitch_pairs(tracks: list[Track], emb: np.ndarray, n_faces: np.ndarray, max_gap_s: float,
+                 min_sim: float) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)`` of positions in ``tracks`` where track j continues track i.
+
+    ByteTrack keeps a lost track for ``track_buffer`` frames, but a face that leaves the frame
+    partly or is briefly occluded often comes back as a new track, whose box the tracker's motion
+    model no longer overlaps. Such tracks are stitched here, where their embeddings are known (the
+    tracker has only boxes). Criteria (own code: ``trackers`` offers no offline stitching): same
+    shot; j starts after i ends, with at most ``max_gap_s`` seconds without a detection between
+    them; the centre of j's first box within ``STITCH_MAX_SHIFT`` box sides of the centre of i's
+    last box, and box areas within a factor 4; track embeddings with cosine similarity >=
+    ``min_sim``. Each track continues at most one and is continued by at most one, the smallest
+    gap first.
+
+    Args:
+        tracks: the episode's tracks. emb: float32 [T, D] unit track embeddings. n_faces: int [T].
+        max_gap_s: seconds. min_sim: cosine similarity.
+
+    Returns:
+        ``[(i, j), ...]`` with track i ending before track j starts.
+    """
+    if max_gap_s <= 0:
+        return []
+    cands = []
+    for i, a in enumerate(tracks):
+        end = float(a.ts[-1] + a.dur[-1])
+        for j, b in enumerate(tracks):
+            if b.shot_id != a.shot_id or b.start_frame <= a.end_frame:
+                continue
+            gap = float(b.ts[0]) - end
+            if gap > max_gap_s + 1e-6 or n_faces[i] == 0 or n_faces[j] == 0:
+                continue
+            ba, bb = a.bbox[-1], b.bbox[0]
+            side = float(max(ba[2] - ba[0], ba[3] - ba[1], bb[2] - bb[0], bb[3] - bb[1]))
+            shift = float(np.hypot((ba[0] + ba[2] - bb[0] - bb[2]) / 2,
+                                   (ba[1] + ba[3] - bb[1] - bb[3]) / 2))
+            area_a = float((ba[2] - ba[0]) * (ba[3] - ba[1]))
+            area_b = float((bb[2] - bb[0]) * (bb[3] - bb[1]))
+            ratio = max(area_a, area_b) / max(min(area_a, area_b), 1e-9)
+            if shift > STITCH_MAX_SHIFT * side or ratio > 4.0:
+                continue
+            if float(emb[i] @ emb[j]) < min_sim:
+                continue
+            cands.append((gap, i, j))
+    pairs, has_next, has_prev = [], set(), set()
+    for _, i, j in sorted(cands):
+        if i not in has_next and j not in has_prev:
+            pairs.append((i, j))
+            has_next.add(i)
+            has_prev.add(j)
+    return sorted(pairs)
+
+
 def cluster_tracks(tracks: list[Track], face_track_ids: np.ndarray, embeddings: np.ndarray,
                    params: ClusteringParams = ClusteringParams()) -> Clustering:
     """Group tracks into identities.
 
-    1. Each track's embedding is the normalised mean of its face embeddings.
+    1. Each track's embedding is the normalised mean of its face embeddings. Tracks that
+       continue each other within a shot are stitched (:func:`stitch_pairs`): they always end up
+       in one identity.
     2. Strong tracks (>= ``min_track_faces`` faces) are clustered with scikit-learn's
        agglomerative clustering, average linkage, on cosine distance, stopping at
        ``cluster_thresh``. Two tracks that share a frame are two people: their distance is set to
@@ -120,12 +187,16 @@ def cluster_tracks(tracks: list[Track], face_track_ids: np.ndarray, embeddings: 
     emb, n_faces = track_embeddings(face_track_ids, embeddings, track_ids)
     labels = np.full(n, -1, np.int64)
     cannot = cooccurring_pairs(tracks)
+    stitched = stitch_pairs(tracks, emb, n_faces, params.stitch_gap_s, params.stitch_min_sim)
     strong = np.flatnonzero(n_faces >= max(1, params.min_track_faces))
     if len(strong) == 1:
         labels[strong] = 0
     elif len(strong) > 1:
         dist = np.clip(1.0 - emb[strong] @ emb[strong].T, 0.0, 2.0).astype(np.float64)
         pos = {int(s): k for k, s in enumerate(strong)}
+        for a, b in stitched:  # must-link: distance 0, merged before anything else
+            if a in pos and b in pos:
+                dist[pos[a], pos[b]] = dist[pos[b], pos[a]] = 0.0
         for a, b in cannot:
             if a in pos and b in pos:
                 dist[pos[a], pos[b]] = dist[pos[b], pos[a]] = _CANNOT_LINK
@@ -140,8 +211,18 @@ def cluster_tracks(tracks: list[Track], face_track_ids: np.ndarray, embeddings: 
     for a, b in cannot:
         conflicts[a].add(b)
         conflicts[b].add(a)
+    partners = {i: set() for i in range(n)}
+    for a, b in stitched:
+        partners[a].add(b)
+        partners[b].add(a)
     for i in sorted(np.flatnonzero(labels < 0), key=lambda i: (-len(tracks[i]), i)):
-        if n_faces[i] > 0 and centroids:
+        for j in sorted(partners[i]):  # a weak track joins the track it was stitched to
+            c = labels[j]
+            if c >= 0 and not any(labels[m] == c for m in conflicts[i]):
+                labels[i] = c
+                attached[i] = True
+                break
+        if labels[i] < 0 and n_faces[i] > 0 and centroids:
             sims = np.array([float(emb[i] @ c) for c in centroids])
             for c in np.argsort(-sims):
                 if sims[c] < params.min_identity_sim:

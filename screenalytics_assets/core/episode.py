@@ -56,7 +56,8 @@ def identify(tracks: TrackSet, embeddings: FaceEmbeddings, params: ClusteringPar
         members = [int(x) for x in c.members(k)]
         result.append(Identity(
             k, members, int(sum(n_faces[m] for m in members)),
-            identity_seconds([by_id[m] for m in members], tracks.video.duration_s),
+            identity_seconds([by_id[m] for m in members], tracks.video.duration_s,
+                             params.stitch_gap_s),
             [int(x) for x in c.track_ids[(c.labels == k) & c.attached]]))
     return IdentitySet(result, c.centroids, settings_used)
 
@@ -110,18 +111,20 @@ def link_cast(ep_id: str, show: str, identities: IdentitySet, tracks: TrackSet,
                      review, edits_version(edits))
 
 
-def screentime_report(ep_id: str, tracks: TrackSet, cast_links: CastLinks) -> ScreenTimeReport:
-    """Seconds on screen per reviewed identity (union of its tracks' intervals), with cast ids
-    and names, each person's segments, and the chart (PNG) as an extra file."""
+def screentime_report(ep_id: str, tracks: TrackSet, cast_links: CastLinks,
+                      max_gap_s: float = 0.0) -> ScreenTimeReport:
+    """Seconds on screen per reviewed identity (union of its tracks' intervals, a gap of at most
+    ``max_gap_s`` seconds within a shot counting as on screen), with cast ids and names, each
+    person's segments, and the chart (PNG) as an extra file."""
     by_id = {tr.track_id: tr for tr in tracks.tracks}
     reviewed = cast_links.reviewed()
     members = {i.identity_id: [by_id[x] for x in i.track_ids] for i in reviewed}
     people = screen_time(
         members, tracks.video.duration_s,
         cast_ids={i.identity_id: i.cast_id for i in reviewed},
-        names={i.identity_id: i.name for i in reviewed})
+        names={i.identity_id: i.name for i in reviewed}, max_gap_s=max_gap_s)
     png = screentime_chart(ep_id, tracks.video.duration_s, people)
     return ScreenTimeReport(ep_id, tracks.video.fps, tracks.video.duration_s, people,
                             cast_links.cast_ids, cast_links.review.skipped,
                             {"screentime.png": png},
-                            person_segments(people, members, tracks.video.duration_s))
+                            person_segments(people, members, tracks.video.duration_s, max_gap_s))

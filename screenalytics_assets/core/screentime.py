@@ -37,6 +37,34 @@ def union_intervals(intervals: list[tuple[float, float]], duration_s: float | No
     return [(a, b) for a, b in out]
 
 
+def fill_gaps(intervals: list[tuple[float, float]], max_gap_s: float
+              ) -> list[tuple[float, float]]:
+    """Close the gaps of at most ``max_gap_s`` seconds between sorted, disjoint intervals (s)."""
+    out: list[list[float]] = []
+    for a, b in intervals:
+        if out and a - out[-1][1] <= max_gap_s + 1e-6:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def identity_intervals(tracks: list[Track], duration_s: float, max_gap_s: float = 0.0
+                       ) -> list[tuple[float, float]]:
+    """Time a group of tracks (one person) is on screen, as merged intervals (s).
+
+    The union of the tracks' intervals, where a gap of at most ``max_gap_s`` seconds inside one
+    shot (the face missed for a few frames: cut by the frame edge, briefly occluded, or between
+    two stitched tracks) counts as on screen. Gaps are never closed across a shot cut.
+    """
+    by_shot: dict[int, list[tuple[float, float]]] = {}
+    for t in tracks:
+        by_shot.setdefault(int(t.shot_id), []).extend(track_intervals(t, duration_s))
+    merged = [iv for ivs in by_shot.values()
+              for iv in fill_gaps(union_intervals(ivs, duration_s), max_gap_s)]
+    return union_intervals(merged, duration_s)
+
+
 def total_seconds(intervals: list[tuple[float, float]]) -> float:
     """Sum of interval lengths (s); intervals must not overlap (see :func:`union_intervals`)."""
     return float(sum(b - a for a, b in intervals))
@@ -71,7 +99,8 @@ class PersonTime:
 
 def screen_time(tracks_by_identity: dict[int, list[Track]], duration_s: float,
                 cast_ids: dict[int, str | None] | None = None,
-                names: dict[int, str | None] | None = None) -> list[PersonTime]:
+                names: dict[int, str | None] | None = None,
+                max_gap_s: float = 0.0) -> list[PersonTime]:
     """Seconds on screen per identity: the union of its tracks' intervals.
 
     Args:
@@ -79,6 +108,8 @@ def screen_time(tracks_by_identity: dict[int, list[Track]], duration_s: float,
         duration_s: episode duration (s); no interval passes it.
         cast_ids: identity id -> cast id, where linked.
         names: identity id -> display name, where a reviewer gave one.
+        max_gap_s: gaps within a shot up to this long count as on screen
+            (:func:`identity_intervals`; setting ``stitch_gap_s``).
 
     Returns:
         One :class:`PersonTime` per identity with at least one track, most seconds first.
@@ -87,8 +118,7 @@ def screen_time(tracks_by_identity: dict[int, list[Track]], duration_s: float,
     for ident, tracks in tracks_by_identity.items():
         if not tracks:
             continue
-        iv = union_intervals(
-            [i for t in tracks for i in track_intervals(t, duration_s)], duration_s)
+        iv = identity_intervals(tracks, duration_s, max_gap_s)
         if not iv:
             continue
         people.append(PersonTime(int(ident), (cast_ids or {}).get(ident), total_seconds(iv),
@@ -98,10 +128,9 @@ def screen_time(tracks_by_identity: dict[int, list[Track]], duration_s: float,
     return people
 
 
-def identity_seconds(tracks: list[Track], duration_s: float) -> float:
-    """Seconds on screen of a group of tracks (the union of their intervals)."""
-    return total_seconds(union_intervals(
-        [i for t in tracks for i in track_intervals(t, duration_s)], duration_s))
+def identity_seconds(tracks: list[Track], duration_s: float, max_gap_s: float = 0.0) -> float:
+    """Seconds on screen of a group of tracks (see :func:`identity_intervals`)."""
+    return total_seconds(identity_intervals(tracks, duration_s, max_gap_s))
 
 
 @dataclass
@@ -137,13 +166,15 @@ class Segment:
 
 
 def person_segments(people: list[PersonTime], tracks_by_identity: dict[int, list[Track]],
-                    duration_s: float) -> list[Segment]:
+                    duration_s: float, max_gap_s: float = 0.0) -> list[Segment]:
     """Every person's appearances as time-sorted segments.
 
     Args:
         people: from :func:`screen_time` (gives the person's cast id and name).
         tracks_by_identity: identity id -> its tracks (as given to :func:`screen_time`).
         duration_s: episode duration (s); no segment passes it.
+        max_gap_s: gaps within a shot up to this long count as on screen, as in
+            :func:`screen_time` (a segment spans them).
 
     Returns:
         Segments sorted by ``start_s``, then person. The segments of one person add up to
@@ -157,7 +188,8 @@ def person_segments(people: list[PersonTime], tracks_by_identity: dict[int, list
                 by_shot.setdefault(int(t.shot_id), []).append((a, b, t.track_id))
         person = p.cast_id or f"id_{p.identity_id:02d}"
         for shot, parts in by_shot.items():
-            for a, b in union_intervals([(a, b) for a, b, _ in parts], duration_s):
+            for a, b in fill_gaps(union_intervals([(a, b) for a, b, _ in parts], duration_s),
+                                  max_gap_s):
                 ids = sorted({tid for x, y, tid in parts if x < b and y > a})
                 out.append(Segment(person, p.identity_id, p.cast_id, p.name, a, b, shot, ids))
     out.sort(key=lambda s: (s.start_s, s.person, s.end_s))
