@@ -25,6 +25,7 @@ from screenalytics_assets.core.facebank import (
     Facebank,
     FacebankError,
     check_photo_faces,
+    photo_det_sizes,
     decode_photo,
     dump_facebank,
     load_facebank,
@@ -57,9 +58,11 @@ PhotoCheck = Callable[[str, str, np.ndarray], object]
 
 def face_check(detector, det_size: int = 640, det_thresh: float = 0.5) -> PhotoCheck:
     """A :data:`PhotoCheck` that requires exactly the face expected in each photo (see
-    ``core.facebank.check_photo_faces``), with the facebank asset's detector settings."""
+    ``core.facebank.check_photo_faces``), with the facebank asset's detector settings
+    (``facebank_det_size``: that size, then halved down to 160, are tried)."""
+    sizes = photo_det_sizes(det_size)
     return lambda cast_id, photo, image: check_photo_faces(detector, cast_id, photo, image,
-                                                           det_size, det_thresh)
+                                                           sizes, det_thresh)
 
 
 def add_photos(store: ArtifactStore, show: str, cast_id: str,
@@ -75,6 +78,36 @@ def add_photos(store: ArtifactStore, show: str, cast_id: str,
             or a photo ``check`` refuses (naming the cast member and photo).
     """
     return _put(store, show, {cast_id: _checked(show, cast_id, photos, check)})[cast_id]
+
+
+def add_track(store: ArtifactStore, ep_id: str, track_id: int, cast_id: str,
+              n_faces: int = 3) -> list[str]:
+    """Add faces of an episode's track to a cast member's facebank photos; returns the keys.
+
+    For a track a reviewer confirmed as that cast member: its best faces become photos of the
+    cast member (:func:`screenalytics_assets.core.facebank.track_photos`), so that the next build
+    of the show's facebank, and the episodes linked after it, know how they look on screen.
+
+    Raises:
+        InvalidEpIdError: bad ep_id. FacebankError: bad cast id, or no such track.
+        ArtifactError: the episode's tracks were never materialized.
+    """
+    from screenalytics_assets.core.artifacts import load_tracks
+    from screenalytics_assets.core.ep_id import parse_ep_id
+    from screenalytics_assets.core.facebank import track_photos
+
+    show = parse_ep_id(ep_id).show
+    validate_cast_id(cast_id)
+    tracks = load_tracks(lambda name: store.read_file(ep_id, name))
+    track = next((t for t in tracks.tracks if t.track_id == int(track_id)), None)
+    if track is None:
+        raise FacebankError(
+            f"episode {ep_id!r} has no track {track_id} (tracks 0-{len(tracks.tracks) - 1}); see "
+            f"`screenalytics review {ep_id} show`")
+    photos = track_photos(store.video_path(ep_id), track, ep_id, n_faces)
+    for name, blob in photos.items():
+        decode_photo(name, blob)
+    return _put(store, show, {cast_id: photos})[cast_id]
 
 
 def add_folder(store: ArtifactStore, show: str, folder: str | os.PathLike,

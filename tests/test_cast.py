@@ -9,7 +9,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
@@ -17,7 +17,6 @@ from resources.edits import add_edit, clear_edits, read_edits
 from resources.facebank import add_photos, read_facebank
 from resources.storage import LocalStore
 from screenalytics_assets.assets.cast import record_edits_version
-from screenalytics_assets.core.cast_links import assign
 from screenalytics_assets.core.facebank import FacebankError
 from screenalytics_assets.core.review import ReviewError, dump_edits
 from screenalytics_assets.core.screentime import identity_seconds
@@ -88,15 +87,6 @@ def review(hamilton_run):
 
 
 # ---------------------------------------------------------------------------- linking
-def test_assignment_is_optimal_not_greedy():
-    # Greedy would give row 0 its best (0.9, col 0) and leave row 1 with 0.1 < threshold; the
-    # optimal one-to-one assignment links both (0.8 + 0.85 > 0.9).
-    scores = np.array([[0.9, 0.8], [0.85, 0.1]])
-    assert assign(scores, 0.3) == [(0, 1), (1, 0)]
-    # pairs under the threshold are dropped, never forced
-    assert assign(np.array([[0.2, 0.1]]), 0.3) == []
-
-
 @pytest.mark.slow
 def test_hamilton_performer_linked_to_lin_with_most_screen_time(hamilton_run):
     links = hamilton_run.load("cast_links")
@@ -111,9 +101,14 @@ def test_hamilton_performer_linked_to_lin_with_most_screen_time(hamilton_run):
     assert cast[LIN] == max(cast.values()) and cast[LIN] >= 129 / 29.97 - 0.05
     assert cast[BIDEN] == 0
     assert all(i.cast_id != BIDEN for i in links.reviewed())
-    # one identity per cast member
-    linked = [i.cast_id for i in links.reviewed() if i.cast_id]
-    assert len(linked) == len(set(linked))
+    # identities that share a cast member never share a frame
+    frames = {t.track_id: set(t.frame_idx.tolist()) for t in hamilton_run.load("tracks").tracks}
+    linked = [i for i in links.reviewed() if i.cast_id]
+    for a in linked:
+        for b in linked:
+            if a.identity_id < b.identity_id and a.cast_id == b.cast_id:
+                assert not (set().union(*(frames[t] for t in a.track_ids))
+                            & set().union(*(frames[t] for t in b.track_ids)))
     # every identity keeps ranked suggestions over the whole cast
     for a in links.auto:
         scores = [s["score"] for s in a.suggestions]
@@ -418,6 +413,8 @@ def test_facebank_check_flags_a_cast_member_without_a_usable_photo(tmp_path):
                                          "nobody": [blank]})
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "facebank_has_a_face_per_cast_member"
-    assert not check.passed and "nobody" in check.description
+    # a warning naming the photo, not an error: the episodes of the show still run
+    assert not check.passed and "nobody/blank.png" in check.description
+    assert check.severity == AssetCheckSeverity.WARN and result.success
     _, ok = _facebank_run(tmp_path / "ok", {"lin-manuel-miranda": [FACEBANK / LIN / "01.png"]})
     assert ok.get_asset_check_evaluations()[0].passed

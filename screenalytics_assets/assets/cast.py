@@ -27,10 +27,11 @@ from resources.edits import read_edits
 from resources.facebank import read_facebank, read_photos, write_facebank
 from resources.models import FaceModelsResource
 
-from ..core.artifacts import CastLinks, IdentitySet, TrackSet
+from ..core.artifacts import CastLinks, FaceEmbeddings, IdentitySet, TrackSet
+from ..core.cast_links import link_quality
 from ..core.ep_id import parse_ep_id, validate_show
 from ..core.episode import link_cast
-from ..core.facebank import all_cast_ids, build_facebank, dump_facebank
+from ..core.facebank import all_cast_ids, build_facebank, dump_facebank, photo_det_sizes
 from ..core.review import EDITS_FILE, edits_version, parse_edits
 from ..partitions import EPISODES_PARTITION, episode_partitions, show_partitions
 from ..preview import observable_source
@@ -106,7 +107,8 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
         with timed() as t:
             photos = read_photos(store, show)
             fb = build_facebank(show, photos, m.detector, m.recognizer, m.pack,
-                                det_size=s["det_size"], det_thresh=s["det_thresh"])
+                                det_sizes=photo_det_sizes(s["facebank_det_size"]),
+                                det_thresh=s["facebank_det_thresh"])
         uris = write_facebank(store, show, fb)
         if fb.no_face:
             context.log.warning(f"no face found in cast photos {', '.join(fb.no_face)}; they "
@@ -138,14 +140,16 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
     # rebuilt (any show's, which over-approximates), and the asset loads its own show's facebank
     # through the store (resources.facebank) rather than as an input.
     @asset(**{**stage_kwargs(settings, "cast_links", "Identities linked to the show's cast "
-                             "(one-to-one optimal assignment above cast_link_thresh) with ranked "
+                             "(many-to-one: co-occurring identities never share a cast member; "
+                             "optimal over all tracks' embeddings above cast_link_thresh) with ranked "
                              "suggestions, and the reviewer's edits applied."),
               "group_name": GROUP,
               # a show without a facebank (or another show's) must not hold automation back
               "automation_condition": EPISODE_AUTOMATION.ignore(AssetSelection.assets("facebank"))},
            deps=[AssetDep(facebank, partition_mapping=AllPartitionMapping()), identity_edits])
     def cast_links(context: AssetExecutionContext, config: Config, storage: StorageResource,
-                   identities: IdentitySet, tracks: TrackSet) -> CastLinks:
+                   identities: IdentitySet, tracks: TrackSet,
+                   embeddings: FaceEmbeddings) -> CastLinks:
         s = effective_settings(settings, config, "cast_links")
         ep_id = context.partition_key
         show = parse_ep_id(ep_id).show
@@ -156,9 +160,11 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
                 context.log.warning(
                     f"show {show!r} has no facebank: every identity stays unknown. Add one with "
                     f"`screenalytics facebank add {show} CAST_ID PHOTO...`")
-            result = link_cast(ep_id, show, identities, tracks, fb, settings.model_pack,
-                               s["cast_link_thresh"], read_edits(store, ep_id),
-                               store.file_uri(ep_id, EDITS_FILE))
+            result = link_cast(ep_id, show, identities, tracks, embeddings, fb,
+                               settings.model_pack, s["cast_link_thresh"],
+                               read_edits(store, ep_id), store.file_uri(ep_id, EDITS_FILE))
+            quality = link_quality(result.auto, {i.identity_id: len(i.track_ids)
+                                                 for i in identities.identities})
         review = result.review
         for skip in review.skipped:
             context.log.warning(f"review edit {skip['index']} ({skip['op']}) not applied: "
@@ -174,8 +180,12 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
             edits_skipped=len(review.skipped),
             skipped_edits=MetadataValue.json(review.skipped),
             edits_version=result.edits_version,
+            cluster_quality=MetadataValue.json(quality),
             preview=preview([{"identity_id": i.identity_id, "name": i.name, "cast_id": i.cast_id,
                               "source": i.link_source, "score": i.score,
+                              "margin": (round(i.suggestions[0]["score"]
+                                               - i.suggestions[1]["score"], 4)
+                                         if len(i.suggestions) > 1 else None),
                               "best_suggestion": (f"{i.suggestions[0]['cast_id']} "
                                                   f"({i.suggestions[0]['score']:.2f})"
                                                   if i.suggestions else None),

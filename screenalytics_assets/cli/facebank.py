@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from resources.facebank import add_photos, photo_keys, read_facebank
+from resources.facebank import add_photos, add_track, photo_keys, read_facebank
 from resources.storage import ArtifactStore
 
-from ..core.ep_id import validate_show
-from ..core.facebank import validate_cast_id
+from ..core.ep_id import parse_ep_id, validate_ep_id, validate_show
+from ..core.facebank import FacebankError, validate_cast_id
 from ..definitions import FACEBANK_JOB, build_definitions
 from ..partitions import register_show
 from ..settings import load_settings
@@ -31,6 +31,21 @@ def register(sub) -> None:
     add.add_argument("--profile", help="settings profile (default: balanced)")
     add_common_args(add)
     add.set_defaults(func=run_add)
+    track = fsub.add_parser(
+        "add-track", help="add the faces of an episode's track to a cast member's photos",
+        description="Cut the best faces of TRACK of EP_ID (a track you confirmed shows CAST_ID, "
+                    "e.g. a profile the facebank misses) from the episode's video, add them to "
+                    "the cast member's photos in the show's facebank and rebuild it, so the next "
+                    "episodes link better.")
+    track.add_argument("ep_id", help="episode id, e.g. rhobh-s05e14")
+    track.add_argument("track", type=int, help="track id (tracks.jsonl, `review EP_ID show`)")
+    track.add_argument("cast_id", help="cast member id, a lower-case slug")
+    track.add_argument("--faces", type=int, default=3, help="photos to cut (default 3)")
+    track.add_argument("--no-build", action="store_true",
+                       help="only add the photos; build later with `facebank build SHOW`")
+    track.add_argument("--profile", help="settings profile (default: balanced)")
+    add_common_args(track)
+    track.set_defaults(func=run_add_track)
     build = fsub.add_parser("build", help="(re)build a show's facebank from its photos")
     build.add_argument("show", help="show slug")
     build.add_argument("--profile", help="settings profile (default: balanced)")
@@ -63,7 +78,24 @@ def photo_check(profile: str | None):
     env = FaceModelsResource.from_env()
     models = FaceModelsResource(model_root=env.model_root, model_pack=s["model_pack"],
                                 device=env.device).load()
-    return face_check(models.detector, s["det_size"], s["det_thresh"])
+    return face_check(models.detector, s["facebank_det_size"], s["facebank_det_thresh"])
+
+
+def run_add_track(args) -> int:
+    ep_id = validate_ep_id(args.ep_id)
+    cast_id = validate_cast_id(args.cast_id)
+    if args.faces < 1:
+        raise FacebankError(f"--faces {args.faces}: give at least 1")
+    root, storage = storage_for(args)
+    keys = add_track(storage.store(), ep_id, args.track, cast_id, args.faces)
+    show = parse_ep_id(ep_id).show
+    print(f"{show}/{cast_id}: {len(keys)} photo(s) from track {args.track} of {ep_id} added: "
+          + ", ".join(k.rsplit("/", 1)[-1] for k in keys))
+    args.show = show
+    if args.no_build:
+        register_show(instance_for(root), show)
+        return 0
+    return run_build(args)
 
 
 def run_build(args) -> int:

@@ -1,13 +1,22 @@
-"""Linking identities (clusters of tracks) to a show's cast members.
+"""Linking identities (clusters of tracks) to a show's cast members, many identities to one.
 
-Score of identity i for cast member c: the highest cosine similarity between the identity's
-centroid and any of c's reference embeddings. The maximum rather than the mean, because cast
-photos differ in pose and lighting: one reference that looks like the episode is enough, and a
-poor photo does not drag a good match down.
+A person seen frontally in one shot and in profile in another often forms two identities (their
+embeddings can differ more than two people's do), and both belong to the same cast member. So
+linking is many-to-one: several identities may take one cast member, except that two identities
+that share a frame are two people and never take the same one.
 
-Links are a one-to-one assignment that maximises the total score over the pairs above the
-threshold (Kuhn-Munkres; ``scipy.optimize.linear_sum_assignment``, Crouse's modified
-Jonker-Volgenant algorithm), so two identities never compete greedily for one cast member.
+Score of identity i for cast member c, from all the evidence: every track of the identity is
+compared with every reference photo of c; a track's score is its best match over c's photos (the
+maximum, because cast photos differ in pose and lighting: one photo that looks like the episode
+is enough, and a poor photo does not drag a good match down; several photos per cast member,
+profiles included, all count), and the identity's score is the mean of its tracks' scores
+weighted by how many faces each track has. A track embedding is the normalised mean of its face
+embeddings (:func:`.clustering.track_embeddings`).
+
+Links maximise the total score of the linked pairs above the threshold, subject to: at most one
+cast member per identity, and co-occurring identities never on one cast member. That is a small
+0-1 integer programme (a constrained assignment), solved exactly with SciPy's ``milp`` (HiGHS).
+Without co-occurrence the optimum is simply every identity's best cast member above the threshold.
 """
 
 from __future__ import annotations
@@ -15,9 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix
 
+from .clustering import track_embeddings
 from .facebank import Facebank
+from .tracking import Track
 
 
 @dataclass
@@ -35,71 +47,157 @@ class IdentityLink:
     score: float | None
     suggestions: list[dict] = field(default_factory=list)
 
+    @property
+    def margin(self) -> float | None:
+        """Best minus second-best suggestion score (``None`` with fewer than two cast members)."""
+        if len(self.suggestions) < 2:
+            return None
+        return round(self.suggestions[0]["score"] - self.suggestions[1]["score"], 4)
 
-def cast_similarity(centroids: np.ndarray, facebank: Facebank) -> tuple[np.ndarray, list[str]]:
-    """Score of every identity for every cast member.
+
+def _check_dim(dim: int, facebank: Facebank) -> None:
+    if dim != facebank.vectors.shape[1]:
+        raise ValueError(
+            f"identity embeddings are {dim}-d but the facebank of show "
+            f"{facebank.show!r} is {facebank.vectors.shape[1]}-d (model pack "
+            f"{facebank.model_pack!r}); rebuild the facebank with the episode's model pack")
+
+
+def reference_similarity(vectors: np.ndarray, facebank: Facebank) -> tuple[np.ndarray, list[str]]:
+    """Best cosine similarity of each vector to each cast member's reference photos.
 
     Args:
-        centroids: float32 [K, D] unit identity centroids.
+        vectors: float32 [N, D] unit vectors (faces, tracks or centroids).
         facebank: the show's facebank (unit references [R, D], same pack).
 
     Returns:
-        ``(float32 [K, C] max cosine similarity, cast ids [C])``.
+        ``(float32 [N, C] max over each cast member's references, cast ids [C])``.
 
     Raises:
-        ValueError: the centroids and references have different dimensions (another model pack).
+        ValueError: the vectors and references have different dimensions (another model pack).
     """
     cast = list(facebank.cast_ids)
-    k = len(centroids)
-    if k == 0 or not cast:
-        return np.zeros((k, len(cast)), np.float32), cast
-    if centroids.shape[1] != facebank.vectors.shape[1]:
-        raise ValueError(
-            f"identity centroids are {centroids.shape[1]}-d but the facebank of show "
-            f"{facebank.show!r} is {facebank.vectors.shape[1]}-d (model pack "
-            f"{facebank.model_pack!r}); rebuild the facebank with the episode's model pack")
-    sims = centroids.astype(np.float32) @ facebank.vectors.T  # [K, R]
-    out = np.full((k, len(cast)), -1.0, np.float32)
+    n = len(vectors)
+    if n == 0 or not cast:
+        return np.zeros((n, len(cast)), np.float32), cast
+    _check_dim(vectors.shape[1], facebank)
+    sims = vectors.astype(np.float32) @ facebank.vectors.T  # [N, R]
+    out = np.full((n, len(cast)), -1.0, np.float32)
     col = {c: j for j, c in enumerate(cast)}
     for r, c in enumerate(facebank.ref_cast_id):
         out[:, col[c]] = np.maximum(out[:, col[c]], sims[:, r])
     return out, cast
 
 
-def assign(scores: np.ndarray, thresh: float) -> list[tuple[int, int]]:
-    """One-to-one pairs (row, column) maximising the total score of pairs with score >= thresh.
+def identity_scores(track_identity: np.ndarray, track_vectors: np.ndarray,
+                    track_weight: np.ndarray, n_identities: int, facebank: Facebank
+                    ) -> tuple[np.ndarray, list[str]]:
+    """Score of every identity for every cast member from all its tracks (see module docstring).
 
-    Pairs under the threshold weigh 0, so they never displace a pair above it, and are dropped.
+    Args:
+        track_identity: int [T], position (0..K-1) of each track's identity.
+        track_vectors: float32 [T, D] unit track embeddings (zero rows for tracks with no face).
+        track_weight: float [T] >= 0, weight of each track (its number of embedded faces).
+        n_identities: K.
+        facebank: the show's facebank.
+
+    Returns:
+        ``(float32 [K, C] scores, cast ids [C])``; an identity without any weighted track scores 0.
+
+    Raises:
+        ValueError: another embedding dimension than the facebank's.
+    """
+    per_track, cast = reference_similarity(track_vectors, facebank)
+    scores = np.zeros((n_identities, len(cast)), np.float64)
+    weights = np.zeros(n_identities, np.float64)
+    w = np.asarray(track_weight, np.float64)
+    np.add.at(scores, np.asarray(track_identity, np.int64), per_track * w[:, None])
+    np.add.at(weights, np.asarray(track_identity, np.int64), w)
+    scores = np.divide(scores, weights[:, None], out=np.zeros_like(scores),
+                       where=weights[:, None] > 0)
+    return scores.astype(np.float32), cast
+
+
+def assign(scores: np.ndarray, thresh: float, conflicts: set[tuple[int, int]] = frozenset()
+           ) -> list[tuple[int, int]]:
+    """Many-to-one pairs (row, column) maximising the total score of pairs with score >= thresh.
+
+    Each row (identity) takes at most one column (cast member); a column may take several rows,
+    except two rows listed together in ``conflicts`` (identities that share a frame). Solved
+    exactly as a 0-1 integer programme (``scipy.optimize.milp``, HiGHS branch and cut) over the
+    pairs at or above the threshold only.
 
     Args:
         scores: float [K, C]. thresh: minimum score of a kept pair.
+        conflicts: pairs ``(i, j)`` of rows that must not share a column.
 
     Returns:
         ``[(row, col), ...]`` sorted by row.
     """
-    if scores.size == 0:
+    rows, cols = np.nonzero(np.asarray(scores) >= thresh)
+    if len(rows) == 0:
         return []
-    gain = np.where(scores >= thresh, scores, 0.0).astype(np.float64)
-    rows, cols = linear_sum_assignment(gain, maximize=True)
-    return sorted((int(r), int(c)) for r, c in zip(rows, cols) if scores[r, c] >= thresh)
+    gain = np.asarray(scores, np.float64)[rows, cols]
+    var = {(int(r), int(c)): k for k, (r, c) in enumerate(zip(rows, cols))}
+    # constraint rows: one per identity (sum over its cast members <= 1), then one per conflicting
+    # identity pair and cast member both could take (x_ic + x_jc <= 1)
+    a_row, a_col = [], []
+    n_con = 0
+    for r in np.unique(rows):
+        for k in np.flatnonzero(rows == r):
+            a_row.append(n_con)
+            a_col.append(int(k))
+        n_con += 1
+    for i, j in sorted(conflicts):
+        for c in np.unique(cols):
+            if (i, int(c)) in var and (j, int(c)) in var:
+                a_row += [n_con, n_con]
+                a_col += [var[i, int(c)], var[j, int(c)]]
+                n_con += 1
+    a = coo_matrix((np.ones(len(a_row)), (a_row, a_col)), shape=(n_con, len(gain))).tocsr()
+    res = milp(-gain, integrality=np.ones(len(gain)), bounds=Bounds(0, 1),
+               constraints=LinearConstraint(a, -np.inf, 1))
+    if res.x is None:  # cannot happen (all-zero is feasible); be safe rather than link wrongly
+        return []
+    chosen = np.flatnonzero(res.x > 0.5)
+    return sorted((int(rows[k]), int(cols[k])) for k in chosen)
 
 
-def link_identities(identity_ids: list[int], centroids: np.ndarray, facebank: Facebank | None,
-                    thresh: float) -> list[IdentityLink]:
+def identity_conflicts(identity_frames: list[np.ndarray]) -> set[tuple[int, int]]:
+    """Pairs ``(i, j)``, i < j, of identities (positions in the list) that share a frame.
+
+    Args:
+        identity_frames: per identity, int [n] frame indices of all its tracks' detections.
+    """
+    by_frame: dict[int, set[int]] = {}
+    for i, frames in enumerate(identity_frames):
+        for f in np.unique(frames):
+            by_frame.setdefault(int(f), set()).add(i)
+    pairs = set()
+    for idx in by_frame.values():
+        s = sorted(idx)
+        pairs.update((s[a], s[b]) for a in range(len(s)) for b in range(a + 1, len(s)))
+    return pairs
+
+
+def link_identities(identity_ids: list[int], scores: np.ndarray | None, cast: list[str],
+                    thresh: float, conflicts: set[tuple[int, int]] = frozenset()
+                    ) -> list[IdentityLink]:
     """Automatic links and ranked suggestions for every identity.
 
     Args:
-        identity_ids: [K] ids, in centroid order. centroids: float32 [K, D] unit vectors.
-        facebank: the show's facebank, or ``None`` (then every identity is unknown).
-        thresh: minimum cosine similarity of a link (setting ``cast_link_thresh``).
+        identity_ids: [K] ids, in the row order of ``scores``.
+        scores: float32 [K, C] from :func:`identity_scores`, or ``None`` without a facebank (then
+            every identity is unknown). cast: [C] cast ids of the columns.
+        thresh: minimum score of a link (setting ``cast_link_thresh``, per model pack).
+        conflicts: pairs of rows that share a frame (:func:`identity_conflicts`).
 
     Returns:
         One :class:`IdentityLink` per identity, in input order.
     """
-    if facebank is None:
+    if scores is None:
         return [IdentityLink(int(i), None, None, []) for i in identity_ids]
-    scores, cast = cast_similarity(centroids, facebank)
-    linked = dict(assign(scores, thresh))
+    linked = dict(assign(scores, thresh, conflicts))
     out = []
     for r, ident in enumerate(identity_ids):
         order = np.argsort(-scores[r], kind="stable")
@@ -110,3 +208,63 @@ def link_identities(identity_ids: list[int], centroids: np.ndarray, facebank: Fa
                                 round(float(scores[r, j]), 4) if j is not None else None,
                                 suggestions))
     return out
+
+
+def link_quality(links: list[IdentityLink], n_tracks: dict[int, int]) -> dict:
+    """Cluster-quality figures for the cast_links metadata.
+
+    Args:
+        links: the automatic links. n_tracks: identity id -> number of tracks.
+
+    Returns:
+        ``{"identities", "tracks_per_identity" (mean), "identities_per_cast"
+        (cast id -> identities linked), "margin_min", "margin_median"}``, margins being the best
+        minus the second-best cast score of each linked identity.
+    """
+    per_cast: dict[str, int] = {}
+    for link in links:
+        if link.cast_id:
+            per_cast[link.cast_id] = per_cast.get(link.cast_id, 0) + 1
+    margins = [link.margin for link in links if link.cast_id and link.margin is not None]
+    counts = [n_tracks.get(link.identity_id, 0) for link in links]
+    return {
+        "identities": len(links),
+        "tracks_per_identity": round(float(np.mean(counts)), 2) if counts else 0.0,
+        "identities_per_cast": dict(sorted(per_cast.items())),
+        "margin_min": round(float(min(margins)), 4) if margins else None,
+        "margin_median": round(float(np.median(margins)), 4) if margins else None,
+    }
+
+
+def link_episode(identities: list[tuple[int, list[int]]], tracks: list[Track],
+                 face_track_ids: np.ndarray, face_vectors: np.ndarray,
+                 facebank: Facebank | None, thresh: float) -> list[IdentityLink]:
+    """Link an episode's identities to the cast from all their tracks' embeddings.
+
+    Args:
+        identities: ``(identity_id, track ids)`` per identity.
+        tracks: the episode's tracks (their frames give the co-occurring identities).
+        face_track_ids: int [F], track of each embedded face. face_vectors: float32 [F, D].
+        facebank: the show's facebank, or ``None`` (every identity unknown).
+        thresh: ``cast_link_thresh`` of the model pack.
+
+    Returns:
+        The links, in identity order (their figures: :func:`link_quality`).
+
+    Raises:
+        ValueError: the embeddings and the facebank come from packs of different dimensions.
+    """
+    ids = [int(i) for i, _ in identities]
+    if facebank is None or not identities:
+        return link_identities(ids, None, [], thresh)
+    by_id = {t.track_id: t for t in tracks}
+    member_ids = np.array([t for _, ts in identities for t in ts], np.int64)
+    member_identity = np.array([k for k, (_, ts) in enumerate(identities) for _ in ts], np.int64)
+    vectors, n_faces = track_embeddings(face_track_ids, face_vectors, member_ids)
+    if vectors.shape[1] == 0:
+        vectors = np.zeros((len(member_ids), facebank.vectors.shape[1]), np.float32)
+    scores, cast = identity_scores(member_identity, vectors.astype(np.float32), n_faces,
+                                   len(identities), facebank)
+    frames = [np.concatenate([by_id[t].frame_idx for t in ts]) if ts else np.zeros(0, np.int64)
+              for _, ts in identities]
+    return link_identities(ids, scores, cast, thresh, identity_conflicts(frames))

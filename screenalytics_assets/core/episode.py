@@ -22,7 +22,7 @@ from .artifacts import (
     TrackRepSet,
     TrackSet,
 )
-from .cast_links import link_identities
+from .cast_links import link_episode
 from .clustering import ClusteringParams, cluster_tracks, track_embeddings
 from .facebank import Facebank, FacebankError, all_cast_ids
 from .plots import screentime_chart
@@ -82,11 +82,13 @@ def representatives(tracks: TrackSet, faces: FaceSet, embeddings: FaceEmbeddings
 
 
 def link_cast(ep_id: str, show: str, identities: IdentitySet, tracks: TrackSet,
-              facebank: Facebank | None, model_pack: str, thresh: float,
-              edits: bytes | None, edits_source: str) -> CastLinks:
-    """Link an episode's identities to its show's cast, then apply the reviewer's edits.
+              embeddings: FaceEmbeddings, facebank: Facebank | None, model_pack: str,
+              thresh: float, edits: bytes | None, edits_source: str) -> CastLinks:
+    """Link an episode's identities to its show's cast (many-to-one, from every track's
+    embedding: ``cast_links.link_episode``), then apply the reviewer's edits.
 
     Args:
+        embeddings: the episode's face embeddings float32 [F, D] with their track ids.
         facebank: the show's facebank, or None when it was never built (every identity stays
             unknown). model_pack: the pack the episode's embeddings come from.
         thresh: ``cast_link_thresh`` (cosine similarity). edits: the raw edits file (None: no
@@ -101,8 +103,8 @@ def link_cast(ep_id: str, show: str, identities: IdentitySet, tracks: TrackSet,
             f"the facebank of show {show!r} was built with model pack {facebank.model_pack!r} "
             f"but episodes use {model_pack!r}; re-materialize facebank for partition {show!r}")
     cast_ids = all_cast_ids(facebank) if facebank else []
-    ids = [i.identity_id for i in identities.identities]
-    auto = link_identities(ids, identities.centroids, facebank, thresh)
+    auto = link_episode([(i.identity_id, i.track_ids) for i in identities.identities],
+                        tracks.tracks, embeddings.track_id, embeddings.vectors, facebank, thresh)
     spans = {tr.track_id: (tr.start_frame, tr.end_frame) for tr in tracks.tracks}
     review = apply_edits([(i.identity_id, i.track_ids) for i in identities.identities],
                          auto, parse_edits(edits, edits_source), spans,

@@ -19,7 +19,9 @@ import numpy as np
 from .detect import detect_faces
 from .embedding import embed_faces
 from .errors import ScreenalyticsError
-from .sampling import align_face
+from .sampling import align_face, crop_with_margin, face_quality
+from .tracking import Track
+from .video import read_frames_at
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png")
 """File extensions (lower-case) read as cast photos."""
@@ -121,6 +123,26 @@ def decode_photo(name: str, data: bytes) -> np.ndarray:
     return image
 
 
+#: Largest detector input side (px) tried on a cast photo, and its minimum score (defaults of the
+#: settings ``facebank_det_size`` and ``facebank_det_thresh``).
+PHOTO_DET_SIZE = 640
+PHOTO_DET_THRESH = 0.5
+
+
+def photo_det_sizes(largest: int = PHOTO_DET_SIZE) -> tuple[int, ...]:
+    """Detector input sides (px) tried on a cast photo: ``largest``, then halved (to a multiple
+    of 32) down to 160, e.g. 640 -> (640, 320, 160).
+
+    A photo is not a video frame: a close-up portrait's face is as large as the picture, which
+    SCRFD misses at a large input size (its anchors stop at about a third of the input side) but
+    finds once the photo is shrunk, while a group photo's small faces need a large input.
+    """
+    sizes = [int(largest)]
+    while (nxt := sizes[-1] // 2 // 32 * 32) >= 160:
+        sizes.append(nxt)
+    return tuple(sizes)
+
+
 SUBJECT_AREA_RATIO = 2.0
 """A cast photo may show bystanders only when the subject's face is at least this many times the
 area of any other face: the facebank keeps the largest face (:func:`photo_face`), so with faces of
@@ -128,14 +150,16 @@ similar size it could keep the wrong person."""
 
 
 def check_photo_faces(detector, cast_id: str, photo: str, image: np.ndarray,
-                      det_size: int = 640, det_thresh: float = 0.5) -> int:
+                      det_sizes: tuple[int, ...] = photo_det_sizes(),
+                      det_thresh: float = PHOTO_DET_THRESH) -> int:
     """Check that a cast photo shows exactly the face expected: one face, or one face clearly the
     largest (:data:`SUBJECT_AREA_RATIO`), found with the detector and settings the facebank is
     built with.
 
     Args:
         detector: InsightFace detection model. image: BGR uint8 [H, W, 3].
-        det_size: detector input side (px). det_thresh: min detector score.
+        det_sizes: detector input sides (px) tried, as :func:`photo_face` does; the faces of
+            the size that finds the largest face are checked. det_thresh: min detector score.
 
     Returns:
         The number of faces found.
@@ -143,7 +167,11 @@ def check_photo_faces(detector, cast_id: str, photo: str, image: np.ndarray,
     Raises:
         FacebankError: no face, or several faces of similar size; names the cast member and photo.
     """
-    bbox, score, _ = detect_faces(detector, image, det_size, det_thresh)
+    bbox, score = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    for size in det_sizes:
+        b, sc, _ = detect_faces(detector, image, int(size), det_thresh)
+        if len(sc) and (len(score) == 0 or _largest_area(b) > _largest_area(bbox)):
+            bbox, score = b, sc
     if len(score) == 0:
         raise FacebankError(
             f"cast photo {cast_id}/{photo}: no face found (detector score >= {det_thresh}); use a "
@@ -156,45 +184,60 @@ def check_photo_faces(detector, cast_id: str, photo: str, image: np.ndarray,
     return len(score)
 
 
+def _largest_area(bbox: np.ndarray) -> float:
+    return float(((bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1])).max())
+
+
 def photo_face(detector, recognizer, cast_id: str, photo: str, image: np.ndarray,
-               det_size: int = 640, det_thresh: float = 0.5) -> PhotoFace:
+               det_sizes: tuple[int, ...] = photo_det_sizes(),
+               det_thresh: float = PHOTO_DET_THRESH) -> PhotoFace:
     """Detect the face in a cast photo and embed it.
 
-    The largest face (by box area) is kept when the photo shows several: a cast photo is a
-    portrait of its subject, and bystanders are smaller.
+    The detector runs at every size in ``det_sizes``; of all the faces found at any size, the
+    largest (by box area, then score) is kept: a cast photo is a portrait of its subject, and
+    bystanders are smaller.
 
     Args:
         detector, recognizer: InsightFace models of the pack the episodes use.
-        image: BGR uint8 [H, W, 3]. det_size: detector input side (px). det_thresh: min score.
+        image: BGR uint8 [H, W, 3]. det_sizes: detector input sides (px). det_thresh: min score.
 
     Returns:
-        :class:`PhotoFace`; ``embedding`` is ``None`` when no face was found.
+        :class:`PhotoFace`; ``embedding`` is ``None`` when no face was found at any size.
     """
-    bbox, score, kps = detect_faces(detector, image, det_size, det_thresh)
-    if len(score) == 0:
+    best = None
+    n_faces = 0
+    for size in det_sizes:
+        bbox, score, kps = detect_faces(detector, image, int(size), det_thresh)
+        n_faces = max(n_faces, len(score))
+        for k in range(len(score)):
+            area = float((bbox[k, 2] - bbox[k, 0]) * (bbox[k, 3] - bbox[k, 1]))
+            if best is None or (area, float(score[k])) > best[0]:
+                best = ((area, float(score[k])), bbox[k], float(score[k]), kps[k])
+    if best is None:
         return PhotoFace(cast_id, photo, 0)
-    area = (bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1])
-    k = int(np.argmax(area))
-    aligned = align_face(image, kps[k])[None]
+    _, box, score, kps = best
+    aligned = align_face(image, kps)[None]
     emb = embed_faces(recognizer, aligned)[0]
-    return PhotoFace(cast_id, photo, len(score), [round(float(v), 2) for v in bbox[k]],
-                     round(float(score[k]), 4), emb)
+    return PhotoFace(cast_id, photo, n_faces, [round(float(v), 2) for v in box],
+                     round(score, 4), emb)
 
 
 def build_facebank(show: str, photos: dict[tuple[str, str], bytes], detector, recognizer,
-                   model_pack: str, det_size: int = 640, det_thresh: float = 0.5) -> Facebank:
+                   model_pack: str, det_sizes: tuple[int, ...] = photo_det_sizes(),
+                   det_thresh: float = PHOTO_DET_THRESH) -> Facebank:
     """Embed every cast photo of a show.
 
     Args:
         show: show slug. photos: ``(cast_id, photo file name) -> image bytes``.
         detector, recognizer, model_pack: the models (same pack as the episodes).
-        det_size, det_thresh: detector settings.
+        det_sizes, det_thresh: detector settings for photos (see :func:`photo_face`).
 
     Returns:
         The :class:`Facebank`; photos with no face are listed in ``no_face``.
 
     Raises:
-        FacebankError: no photo at all, an unreadable photo, or no face in any photo.
+        FacebankError: no photo at all, an unreadable photo, or no face in any photo (a cast
+            member with no face in their photos is only listed in ``no_face``).
     """
     if not photos:
         raise FacebankError(
@@ -203,8 +246,8 @@ def build_facebank(show: str, photos: dict[tuple[str, str], bytes], detector, re
     found = []
     for (cast_id, photo), data in sorted(photos.items()):
         image = decode_photo(f"{cast_id}/{photo}", data)
-        found.append(photo_face(detector, recognizer, cast_id, photo, image, det_size,
-                                det_thresh))
+        found.append(photo_face(detector, recognizer, cast_id, photo, image,
+                                tuple(det_sizes), det_thresh))
     refs = [f for f in found if f.embedding is not None]
     no_face = [f"{f.cast_id}/{f.photo}" for f in found if f.embedding is None]
     if not refs:
@@ -218,6 +261,51 @@ def build_facebank(show: str, photos: dict[tuple[str, str], bytes], detector, re
         .reshape(-1, dim), no_face,
         [{"cast_id": f.cast_id, "photo": f.photo, "faces_in_photo": f.n_faces, "bbox": f.bbox,
           "det_score": f.score} for f in found])
+
+
+def track_photos(video_path, track: Track, ep_id: str, n_faces: int = 3,
+                 margin: float = 0.8, jpeg_quality: int = 95) -> dict[str, bytes]:
+    """Cast photos cut from a track of an episode ("add this track to the cast member's photos").
+
+    A confirmed track shows the cast member as the episodes do (pose, lighting, the recognizer's
+    view of them), so its faces make good facebank references, profiles included. The
+    ``n_faces`` best faces by :func:`.sampling.face_quality` (spread over the track: at most one
+    per tenth of it) are cut from their frames with ``margin`` of the box size around the face,
+    like a portrait photo, so the facebank's own detector finds them again.
+
+    Args:
+        video_path: the episode's video. track: a track of that episode. ep_id: names the photos.
+        n_faces: photos wanted (>= 1). margin: fraction of the box size added on every side.
+        jpeg_quality: 1-100.
+
+    Returns:
+        ``{"{ep_id}-track{tid:04d}-f{frame:06d}.jpg": JPEG bytes}``, at most ``n_faces``.
+
+    Raises:
+        ValueError: ``n_faces < 1``. VideoError: the video no longer holds the track's frames.
+    """
+    if n_faces < 1:
+        raise ValueError(f"n_faces must be >= 1, got {n_faces}")
+    q = face_quality(track.bbox, track.score, track.landmarks)
+    bucket = np.minimum((np.arange(len(track)) * 10) // max(len(track), 1), 9)
+    chosen: list[int] = []
+    used: set[int] = set()
+    for k in np.argsort(-q, kind="stable"):
+        if int(bucket[k]) not in used:
+            chosen.append(int(k))
+            used.add(int(bucket[k]))
+        if len(chosen) == n_faces:
+            break
+    by_pts = {int(track.pts[k]): k for k in chosen}
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    out = {}
+    for pts, image in read_frames_at(video_path, by_pts):
+        k = by_pts[pts]
+        ok, buf = cv2.imencode(".jpg", crop_with_margin(image, track.bbox[k], margin), params)
+        if ok:
+            out[f"{ep_id}-track{track.track_id:04d}-f{int(track.frame_idx[k]):06d}.jpg"] = \
+                buf.tobytes()
+    return dict(sorted(out.items()))
 
 
 def all_cast_ids(fb: Facebank) -> list[str]:
