@@ -129,10 +129,14 @@ def stitch_pairs(tracks: list[Track], emb: np.ndarray, n_faces: np.ndarray, max_
     if max_gap_s <= 0:
         return []
     cands = []
+    by_shot: dict[int, list[int]] = {}
+    for i, t in enumerate(tracks):
+        by_shot.setdefault(int(t.shot_id), []).append(i)
     for i, a in enumerate(tracks):
         end = float(a.ts[-1] + a.dur[-1])
-        for j, b in enumerate(tracks):
-            if b.shot_id != a.shot_id or b.start_frame <= a.end_frame:
+        for j in by_shot[int(a.shot_id)]:
+            b = tracks[j]
+            if b.start_frame <= a.end_frame:
                 continue
             gap = float(b.ts[0]) - end
             if gap > max_gap_s + 1e-6 or n_faces[i] == 0 or n_faces[j] == 0:

@@ -186,32 +186,57 @@ def _continue_with_low_scores(dets: Detections, members: dict[tuple[int, int], l
     """
     if not low or not members:
         return
-    low = sorted(set(low), key=lambda r: (int(dets.frame_idx[r]), r))
-    tracklets: list[list[int]] = []
-    for r in low:
+    by_shot: dict[int, list[int]] = {}
+    for r in sorted(set(low), key=lambda r: (int(dets.frame_idx[r]), r)):
+        by_shot.setdefault(int(dets.shot_id[r]), []).append(r)
+    keys_by_shot: dict[int, list[tuple[int, int]]] = {}
+    for key in members:
+        keys_by_shot.setdefault(key[0], []).append(key)
+    for shot, rows in by_shot.items():
+        keys = keys_by_shot.get(shot, [])
+        if keys:
+            _attach_tracklets(dets, members, keys, _chain(dets, rows, max_gap_s, min_iou),
+                              max_gap_s, min_iou)
+
+
+def _chain(dets: Detections, rows: list[int], max_gap_s: float, min_iou: float
+           ) -> list[list[int]]:
+    """Chain detections of one shot (in frame order) into tracklets by box overlap."""
+    done: list[list[int]] = []
+    open_: list[list[int]] = []
+    for r in rows:
+        # tracklets idle for longer than max_gap_s can take nothing more
+        still = [tl for tl in open_ if dets.ts[r] - dets.ts[tl[-1]] <= max_gap_s]
+        done += [tl for tl in open_ if dets.ts[r] - dets.ts[tl[-1]] > max_gap_s]
+        open_ = still
         best, best_iou = None, min_iou
-        for tl in tracklets:
-            last = tl[-1]
-            if (dets.shot_id[last] != dets.shot_id[r] or dets.frame_idx[last] >= dets.frame_idx[r]
-                    or dets.ts[r] - dets.ts[last] > max_gap_s):
+        for tl in open_:
+            if dets.frame_idx[tl[-1]] >= dets.frame_idx[r]:
                 continue
-            iou = float(sv.box_iou_batch(dets.bbox[[r]], dets.bbox[[last]])[0, 0])
+            iou = float(sv.box_iou_batch(dets.bbox[[r]], dets.bbox[[tl[-1]]])[0, 0])
             if iou >= best_iou:
                 best, best_iou = tl, iou
         if best is None:
-            tracklets.append([r])
+            open_.append([r])
         else:
             best.append(r)
-    taken: dict[tuple[int, int], set[int]] = {
-        k: {int(dets.frame_idx[r]) for r in rows} for k, rows in members.items()}
+    return done + open_
+
+
+def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]],
+                      keys: list[tuple[int, int]], tracklets: list[list[int]], max_gap_s: float,
+                      min_iou: float) -> None:
+    """Give each tracklet to the track of ``keys`` it continues best (see
+    :func:`_continue_with_low_scores`)."""
+    taken = {k: {int(dets.frame_idx[r]) for r in members[k]} for k in keys}
     for tl in tracklets:
         first, last = tl[0], tl[-1]
         frames = {int(dets.frame_idx[r]) for r in tl}
         cands = []
-        for key, rows in members.items():
-            if key[0] != int(dets.shot_id[first]) or frames & taken[key]:
+        for key in keys:
+            if frames & taken[key]:
                 continue
-            head, tail = rows[0], rows[-1]
+            head, tail = members[key][0], members[key][-1]
             if dets.frame_idx[tail] < dets.frame_idx[first]:
                 gap = float(dets.ts[first] - dets.ts[tail])
                 iou = float(sv.box_iou_batch(dets.bbox[[tail]], dets.bbox[[first]])[0, 0])
