@@ -25,10 +25,10 @@ from screenalytics_assets.core.facebank import (
     Facebank,
     FacebankError,
     check_photo_faces,
-    photo_det_sizes,
     decode_photo,
     dump_facebank,
     load_facebank,
+    photo_det_sizes,
     validate_cast_id,
     validate_photo_name,
 )
