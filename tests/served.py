@@ -54,9 +54,10 @@ class Served:
 
 
 def start_serve(tmp: Path, extra_env: dict[str, str] | None = None,
-                timeout_s: float = 300) -> Served:
+                timeout_s: float = 300, stopped_by_hand: tuple[str, ...] = ()) -> Served:
     """Start ``screenalytics serve --port 0`` on a fresh data root under ``tmp`` (fast profile,
-    sensors every 5 s) and wait until it says it is ready."""
+    sensors every 5 s) and wait until it says it is ready. ``stopped_by_hand``: sensors first
+    stopped with ``dagster sensor stop``, as a user would in the UI."""
     root = tmp / "data"
     home = root / "dagster_home"
     home.mkdir(parents=True)
@@ -65,6 +66,11 @@ def start_serve(tmp: Path, extra_env: dict[str, str] | None = None,
            "SCREENALYTICS_PROFILE": "fast", "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     env.pop("SCREENALYTICS_SENSORS", None)
     env.pop("SCREENALYTICS_AUTOMATION", None)
+    for name in stopped_by_hand:
+        subprocess.run([str(Path(sys.executable).parent / "dagster"), "sensor", "stop", "-m",
+                        "screenalytics_assets.definitions", name],
+                       env={**env, "SCREENALYTICS_SENSORS": "on", "SCREENALYTICS_AUTOMATION": "on"},
+                       cwd=REPO, check=True, capture_output=True, timeout=300)
     log = tmp / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(

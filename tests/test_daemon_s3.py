@@ -37,9 +37,10 @@ def s3(tmp_path_factory):
         with moto_server() as endpoint:
             bucket = new_bucket(endpoint)
             tmp = tmp_path_factory.mktemp("serve-s3")
+            # someone switched the upload sensor off in the UI earlier: serve switches it back on
             served = start_serve(tmp, {
                 **FAKE_AWS_ENV, "STORAGE_BACKEND": "s3", "SCREENALYTICS_S3_BUCKET": bucket,
-                "SCREENALYTICS_S3_ENDPOINT_URL": endpoint})
+                "SCREENALYTICS_S3_ENDPOINT_URL": endpoint}, stopped_by_hand=(SENSOR,))
             try:
                 yield served, s3_client(endpoint), bucket
             finally:
@@ -61,6 +62,9 @@ def test_serve_watches_the_bucket(s3):
     served, _, bucket = s3
     assert f"watching:   s3://{bucket}/videos/{{ep_id}}/episode.mp4 ({SENSOR}, running" \
         in served.output()
+    assert f"{SENSOR} was stopped by hand; starting it" in served.output()
+    states = {s.name: s.status.value for s in served.instance.all_instigator_state()}
+    assert states[SENSOR] == "RUNNING"
 
 
 def test_an_upload_starts_one_run_and_its_artifacts_land_in_the_bucket(s3, clips):

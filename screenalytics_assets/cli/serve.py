@@ -99,6 +99,9 @@ def run(args) -> int:
     on = "off" if args.no_sensors else "on"
     env = {**os.environ, SENSORS_ENV: on, AUTOMATION_ENV: on, SENSOR_INTERVAL_ENV: str(interval),
            "SCREENALYTICS_PROFILE": settings.profile}
+    for name in ("SCREENALYTICS_MODEL_ROOT", "SCREENALYTICS_SETTINGS"):
+        if env.get(name):  # the same files whatever folder a process starts in
+            env[name] = str(Path(env[name]).expanduser().resolve())
     port = args.port or free_port(args.host)
     url = f"http://{args.host}:{port}"
     local = isinstance(storage, LocalStorageResource)
