@@ -3,6 +3,7 @@ full run, and peak memory against episode length.
 
     python benchmarks/bench.py                 # pipeline vs baseline, full run vs re-cluster
     python benchmarks/bench.py --memory 66     # also peak memory for the clip x1 and x66 (~10 min)
+    python benchmarks/bench.py --observe 200   # only: episode_video observation, 200 episodes
 
 Every measurement runs in its own child process so that its peak memory (ru_maxrss) is its own;
 ratios compare figures taken in the same invocation on the same machine. Uses the real Hamilton
@@ -150,6 +151,58 @@ def make_long_video(src: Path, times: int, dest: Path) -> Path:
     return dest
 
 
+# --------------------------------------------------------------------------- observation
+def bench_observation(n: int, video: Path) -> None:
+    """Time one ``episode_video`` observation over ``n`` registered episodes (copies of
+    ``video``), against hashing every video in full (what it did before), locally and on S3
+    (moto server on loopback: one HEAD per episode before, one listing now)."""
+    from resources.storage import LocalStore, file_sha256
+
+    eps = [f"bench-s01e{i:02d}" if i < 100 else f"bench{i // 100}-s01e{i % 100:02d}"
+           for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = LocalStore(Path(tmp) / "data")
+        for ep in eps:
+            store.put_video(ep, video)
+        size_mb = n * video.stat().st_size / 2**20
+
+        def timed(fn) -> float:
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start
+
+        full = timed(lambda: {ep: file_sha256(store.path(store.video_key(ep))) for ep in eps})
+        cold = timed(lambda: store.video_versions(eps))
+        warm = timed(lambda: store.video_versions(eps))
+        print(f"\n== episode_video observation, {n} local episodes ({size_mb:.0f} MiB of video)")
+        print(f"hash every video (before): {full:.3f} s ({size_mb / full:.0f} MiB/s)")
+        print(f"first observation (hash + cache): {cold:.3f} s")
+        print(f"next observations (cached by size, mtime, inode): {warm:.3f} s "
+              f"({full / warm:.0f}x faster here; independent of video size)")
+        gib = 1000 * 2 * 1024 / (size_mb / full)
+        print(f"at the measured hash rate, 1,000 episodes of 2 GiB would take {gib / 60:.0f} min "
+              f"per observation before, {1000 / n * warm:.2f} s now")
+    sys.path.insert(0, str(REPO))
+    from tests.s3_server import FAKE_AWS_ENV, moto_server, new_bucket, s3_client
+
+    from resources.s3_storage import S3Store
+
+    os.environ.update({k: v for k, v in FAKE_AWS_ENV.items() if k not in os.environ})
+    with moto_server() as url, tempfile.TemporaryDirectory() as tmp:
+        bucket = new_bucket(url)
+        client = s3_client(url)
+        for ep in eps:
+            client.put_object(Bucket=bucket, Key=f"videos/{ep}/episode.mp4",
+                              Body=ep.encode())  # the content does not matter: ETags only
+        s3 = S3Store(client, bucket, cache_dir=tmp)
+        heads = timed(lambda: {ep: s3.video_version(ep) for ep in eps})
+        listing = timed(lambda: s3.video_versions(eps))
+        assert s3.video_versions(eps) == {ep: s3.video_version(ep) for ep in eps}
+        print(f"\n== episode_video observation, {n} S3 episodes (moto on loopback)")
+        print(f"one HEAD per episode (before): {heads:.3f} s")
+        print(f"one listing of videos/ (now): {listing:.3f} s ({heads / listing:.0f}x faster)")
+
+
 # --------------------------------------------------------------------------- parent
 def _print_recluster(p: dict) -> None:
     compute = sum(p["stages"].values())
@@ -177,8 +230,13 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--memory", type=int, default=0, metavar="N",
                     help="also compare peak memory for the video x1 and xN")
+    ap.add_argument("--observe", type=int, default=0, metavar="N",
+                    help="only time the episode_video observation of N registered episodes")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.observe:
+        bench_observation(args.observe, args.video)
+        return
     if args.child:
         kind, video, *extra = args.child
         result = child_pipeline(video, "recluster" in extra) if kind == "pipeline" \

@@ -20,6 +20,7 @@ over the final name, so a reader sees the old file or the new one, never half of
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -195,6 +196,12 @@ class ArtifactStore(ABC):
     def list_videos(self) -> list[VideoObject]:
         """Every object under ``videos/`` (valid uploads or not), sorted by key."""
 
+    def video_versions(self, ep_ids: list[str]) -> dict[str, str]:
+        """``ep_id -> video_version(ep_id)`` for the episodes that have a video; stores override
+        it with a cheaper batch (one listing of the bucket, cached local digests)."""
+        versions = {ep_id: self.video_version(ep_id) for ep_id in ep_ids}
+        return {ep_id: v for ep_id, v in versions.items() if v is not None}
+
     # ------------------------------------------------------------------ episode artifacts
     def write_files(self, ep_id: str, files: dict[str, bytes | SpoolFile]) -> list[str]:
         """Write an asset's files; image files first and manifest files last, so a manifest never
@@ -250,6 +257,10 @@ class LocalStore(ArtifactStore):
 
     def cache_dirs(self, ep_id: str) -> list[Path]:
         return [self.root / "cache" / "videos" / validate_ep_id(ep_id)]
+
+    def video_version_cache(self, ep_id: str) -> Path:
+        """The cached digest of the episode's video (see :meth:`video_version`)."""
+        return self.root / "cache" / "video_versions" / f"{validate_ep_id(ep_id)}.json"
 
     def list_videos(self) -> list[VideoObject]:
         out = []
@@ -339,8 +350,30 @@ class LocalStore(ArtifactStore):
         return p
 
     def video_version(self, ep_id: str) -> str | None:
+        """sha256 of the video, hashed once per (size, mtime, inode): the digest is cached in
+        ``cache/video_versions/{ep_id}.json``, so observing an unchanged video reads no byte of
+        it (a rewrite changes the mtime or inode and is hashed again)."""
         p = self.path(self.video_key(ep_id))
-        return file_sha256(p) if p.is_file() else None
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return None
+        if not p.is_file():
+            return None
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        cache = self.video_version_cache(ep_id)
+        try:
+            cached = json.loads(cache.read_bytes())
+            if cached.get("stamp") == stamp:
+                return str(cached["sha256"])
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
+        digest = file_sha256(p)
+        try:
+            atomic_write(cache, json.dumps({"stamp": stamp, "sha256": digest}).encode())
+        except OSError:
+            pass  # a read-only data root: no cache, the digest is still right
+        return digest
 
     def put_video(self, ep_id: str, source: str | os.PathLike) -> Path:
         """Copy a video into ``videos/{ep_id}/episode.mp4`` atomically; returns the new path."""

@@ -101,3 +101,44 @@ def test_warnings_are_filtered_only_around_the_call_that_needs_it():
                 if re.search(r"warnings\.(filterwarnings|simplefilter)\(", line):
                     assert any("catch_warnings()" in above for above in lines[max(0, i - 4):i]), \
                         f"{path.relative_to(REPO)}:{i + 1} filters warnings globally"
+
+
+def test_local_video_version_is_hashed_once_per_file_state(tmp_path, monkeypatch):
+    import resources.storage as storage_mod
+    from resources.storage import LocalStore, file_sha256
+
+    store = LocalStore(tmp_path / "data")
+    store.put_video("obs-s01e01", HAMILTON)
+    first = store.video_versions(["obs-s01e01", "obs-s01e02"])
+    assert first == {"obs-s01e01": file_sha256(HAMILTON)}  # no video, no version
+
+    def no_hashing(path, *args):
+        raise AssertionError(f"{path} hashed again")
+
+    monkeypatch.setattr(storage_mod, "file_sha256", no_hashing)
+    assert store.video_version("obs-s01e01") == first["obs-s01e01"]  # from the cache
+    monkeypatch.undo()
+    changed = tmp_path / "changed.mp4"
+    changed.write_bytes(HAMILTON.read_bytes() + b"\0")
+    store.put_video("obs-s01e01", changed)  # a new upload: new inode and mtime
+    assert store.video_version("obs-s01e01") == file_sha256(changed) != first["obs-s01e01"]
+
+
+def test_s3_video_versions_come_from_one_listing(tmp_path, monkeypatch):
+    from resources.s3_storage import S3Store
+    from tests.s3_server import FAKE_AWS_ENV, moto_server, new_bucket, s3_client
+
+    for k, v in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(k, v)
+    with moto_server() as url:
+        client = s3_client(url)
+        bucket = new_bucket(url)
+        eps = [f"obs-s01e{i:02d}" for i in range(1, 6)]
+        for ep in eps[:4]:
+            client.put_object(Bucket=bucket, Key=f"videos/{ep}/episode.mp4", Body=ep.encode())
+        store = S3Store(client, bucket, cache_dir=tmp_path)
+        expected = {ep: store.video_version(ep) for ep in eps[:4]}
+        calls = []
+        client.meta.events.register("before-call.s3", lambda model, **kw: calls.append(model.name))
+        assert store.video_versions(eps) == expected
+        assert calls == ["ListObjectsV2"]

@@ -54,13 +54,9 @@ from .presentation import screentime_metadata
 )
 def episode_video(context, storage: StorageResource) -> DataVersionsByPartition:
     """Observe every registered episode's video and report its content version."""
-    store = storage.store()
-    versions = {}
-    for ep_id in context.instance.get_dynamic_partitions(EPISODES_PARTITION):
-        version = store.video_version(ep_id)
-        if version:
-            versions[ep_id] = DataVersion(version)
-    return DataVersionsByPartition(versions)
+    versions = storage.store().video_versions(
+        context.instance.get_dynamic_partitions(EPISODES_PARTITION))
+    return DataVersionsByPartition({ep: DataVersion(v) for ep, v in versions.items()})
 
 
 def build_episode_assets(settings: Settings) -> list[AssetsDefinition]:
