@@ -30,7 +30,7 @@ from resources.io_managers import ArtifactIOManager
 from resources.models import FaceModelsResource
 from sensors.upload import upload_sensor_for
 
-from .assets.cast import build_cast_assets, identity_edits
+from .assets.cast import build_cast_assets, identity_edits, show_facebank
 from .assets.episode import build_episode_assets, episode_video
 from .assets.presentation import with_catalog_attributes
 from .assets.season import build_season_assets
@@ -131,7 +131,8 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
         description="The facebank (cast reference embeddings) of one show partition.")
     return Definitions(
         assets=with_catalog_attributes(
-            [episode_video, identity_edits, facebank, *episode_assets, *season_assets], backend),
+            [episode_video, identity_edits, show_facebank, facebank, *episode_assets,
+             *season_assets], backend),
         asset_checks=ASSET_CHECKS,
         jobs=[episode_job, season_job, facebank_job],
         sensors=[upload_sensor_for(backend, EPISODE_JOB, interval, env_switch(SENSORS_ENV)),

@@ -56,6 +56,13 @@ def season_episodes(instance: DagsterInstance, key: str) -> list[str]:
                   if (parsed := _parsed(ep)) and (parsed.show, parsed.season) == (show, season))
 
 
+def show_episodes(instance: DagsterInstance, show: str) -> list[str]:
+    """Registered episode partitions of a show (by the parsed show slug), sorted."""
+    validate_show(show)
+    return sorted(ep for ep in instance.get_dynamic_partitions(EPISODES_PARTITION)
+                  if (parsed := _parsed(ep)) and parsed.show == show)
+
+
 def _parsed(ep_id: str) -> EpisodeId | None:
     """The parsed ep_id, or None for a partition key that breaks the grammar (registered by an
     older version, or by hand)."""

@@ -38,8 +38,10 @@ from dagster import (
 
 from resources.dagster_storage import StorageResource
 from resources.edits import read_edits
+from resources.facebank import read_facebank
 from resources.storage import ArtifactStore
-from screenalytics_assets.core.ep_id import validate_ep_id
+from screenalytics_assets.core.ep_id import parse_ep_id, validate_ep_id
+from screenalytics_assets.core.facebank import facebank_version
 from screenalytics_assets.core.errors import InvalidEpIdError
 from screenalytics_assets.core.review import edits_version
 from screenalytics_assets.partitions import EPISODES_PARTITION, missing_partitions
@@ -116,11 +118,16 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
             continue
         if ep_id not in known_episodes and ep_id not in out.new_episodes:
             out.new_episodes.append(ep_id)
-            # a new episode's edits file is observed before its first run, so that a later
-            # review edit makes cast_links and screentime stale (see ensure_edits_observed)
+            # a new episode's edits file and show facebank are observed before its first run,
+            # so that a later edit or facebank build makes cast_links stale (see
+            # ensure_edits_observed)
             out.observations.append(AssetObservation(
                 asset_key=AssetKey("identity_edits"), partition=ep_id,
                 tags={DATA_VERSION_TAG: edits_version(read_edits(store, ep_id))}))
+            out.observations.append(AssetObservation(
+                asset_key=AssetKey("show_facebank"), partition=ep_id,
+                tags={DATA_VERSION_TAG: facebank_version(
+                    read_facebank(store, parse_ep_id(ep_id).show))}))
         out.observations.append(AssetObservation(
             asset_key=AssetKey("episode_video"), partition=ep_id,
             tags={DATA_VERSION_TAG: version},

@@ -151,7 +151,7 @@ def test_sensor_requests_a_run_for_the_upload(world, first_upload):
     assert added == {(EPISODES_PARTITION, EP1), (SEASONS_PARTITION, SEASON),
                      (SHOWS_PARTITION, "hamilton")}
     obs = {e.asset_key.to_user_string(): e for e in data.asset_events}
-    assert set(obs) == {"episode_video", "identity_edits"}
+    assert set(obs) == {"episode_video", "identity_edits", "show_facebank"}
     assert obs["episode_video"].partition == obs["identity_edits"].partition == EP1
     assert obs["episode_video"].tags["dagster/data_version"] == etag == \
         world.store.video_version(EP1)

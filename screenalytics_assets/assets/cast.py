@@ -1,18 +1,18 @@
-"""Cast assets: a show's facebank, the reviewer's edits of an episode, and the episode's links of
-identities to cast members."""
+"""Cast assets: a show's facebank, the reviewer's edits of an episode, the version of the
+episode's show's facebank, and the episode's links of identities to cast members."""
 
 # No ``from __future__ import annotations``: Dagster reads the annotations of the asset functions
 # (config and resource parameters) at definition time.
-
-import hashlib
 
 import pandas as pd
 from dagster import (
     AllPartitionMapping,
     AssetDep,
     AssetExecutionContext,
-    AssetSelection,
     AssetObservation,
+    AssetRecordsFilter,
+    AssetSelection,
+    AssetSpec,
     AssetsDefinition,
     DagsterInstance,
     DataVersion,
@@ -31,11 +31,12 @@ from ..core.artifacts import CastLinks, FaceEmbeddings, IdentitySet, TrackSet
 from ..core.cast_links import link_quality
 from ..core.ep_id import parse_ep_id, validate_show
 from ..core.episode import link_cast
-from ..core.facebank import all_cast_ids, build_facebank, dump_facebank, photo_det_sizes
+from ..core.facebank import all_cast_ids, build_facebank, facebank_version, photo_det_sizes
 from ..core.review import EDITS_FILE, edits_version, parse_edits
-from ..partitions import EPISODES_PARTITION, episode_partitions, show_partitions
+from ..partitions import EPISODES_PARTITION, episode_partitions, show_episodes, show_partitions
 from ..preview import observable_source
 from ..settings import Settings
+from ..staleness import DATA_VERSION_TAG
 from .common import (
     EPISODE_AUTOMATION,
     MODEL_POOL,
@@ -72,20 +73,52 @@ def record_edits_version(instance: DagsterInstance, ep_id: str, data: bytes | No
     version = edits_version(data)
     instance.report_runless_asset_event(AssetObservation(
         asset_key=identity_edits.key, partition=ep_id,
-        tags={"dagster/data_version": version},
+        tags={DATA_VERSION_TAG: version},
         metadata={"edits": len(parse_edits(data))}))
     return version
 
 
+#: The facebank of each episode's show, one partition per episode. The facebank is partitioned by
+#: show and cast_links by episode; Dagster's built-in partition mappings cannot map an episode to
+#: its show between two dynamic partition sets, and a custom PartitionMapping is not public API
+#: (deprecated, ignored by the UI and daemon). So cast_links depends on this external asset
+#: (identity mapping), whose version per episode is its show's facebank version, recorded when
+#: that facebank is built: rebuilding one show's facebank marks only that show's episodes stale.
+#: Its own dependency on every facebank partition is lineage only (an external asset is never
+#: stale).
+show_facebank = AssetSpec(
+    "show_facebank", partitions_def=episode_partitions, group_name=GROUP,
+    deps=[AssetDep("facebank", partition_mapping=AllPartitionMapping())],
+    description="The version of the facebank of the episode's show: observed per episode when "
+                "that show's facebank is built, so only its episodes' cast_links turn stale.")
+
+
+def record_facebank_version(instance: DagsterInstance, ep_ids: list[str], version: str) -> None:
+    """Record ``version`` (:func:`~..core.facebank.facebank_version`) as the ``show_facebank``
+    of each episode of ``ep_ids``."""
+    for ep_id in ep_ids:
+        instance.report_runless_asset_event(AssetObservation(
+            asset_key=show_facebank.key, partition=ep_id, tags={DATA_VERSION_TAG: version}))
+
+
+def _observed(instance: DagsterInstance, key, ep_id: str) -> bool:
+    return bool(instance.fetch_observations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[ep_id]), limit=1).records)
+
+
 def ensure_edits_observed(instance: DagsterInstance, store, ep_id: str) -> None:
-    """Record the edits file's version for ``ep_id`` if it was never observed.
+    """Record the versions of the edits file and of the show's facebank for ``ep_id`` where
+    they were never observed.
 
     Run this before the episode's first materialization: Dagster compares a partitioned
     dependency's versions from the observation cast_links read onwards, so a cast_links made
-    before any observation would never turn stale on a later edit.
+    before any observation would never turn stale on a later edit or facebank build.
     """
-    if instance.get_latest_data_version_record(identity_edits.key, True, ep_id) is None:
+    if not _observed(instance, identity_edits.key, ep_id):
         record_edits_version(instance, ep_id, read_edits(store, ep_id))
+    if not _observed(instance, show_facebank.key, ep_id):
+        record_facebank_version(
+            instance, [ep_id], facebank_version(read_facebank(store, parse_ep_id(ep_id).show)))
 
 
 def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
@@ -114,7 +147,9 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
             context.log.warning(f"no face found in cast photos {', '.join(fb.no_face)}; they "
                                 "are not used: replace them with clearer photos")
         without = sorted(set(all_cast_ids(fb)) - set(fb.cast_ids))
-        blob = b"".join(dump_facebank(fb).values())
+        version = facebank_version(fb)
+        episodes = show_episodes(context.instance, show)
+        record_facebank_version(context.instance, episodes, version)
         return MaterializeResult(
             metadata={
                 "runtime_s": round(t["seconds"], 3),
@@ -128,25 +163,21 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
                 "model_pack": m.pack,
                 "photo_table": MetadataValue.md(pd.DataFrame(fb.photos).to_markdown(index=False)),
             },
-            data_version=DataVersion(hashlib.sha256(blob).hexdigest()[:16]))
+            data_version=DataVersion(version))
 
     Config = stage_config(settings, "cast_links")
 
-    # The facebank is partitioned by show, cast_links by episode. Dagster's built-in partition
-    # mappings cannot map an episode key to its show key between two dynamic partition sets
-    # (only identity, all, last, static, time-window and multi-dimension mappings are built in,
-    # and custom mappings are not supported by the UI and daemon). So the dependency is declared
-    # with AllPartitionMapping, which gives lineage and marks cast_links stale when a facebank is
-    # rebuilt (any show's, which over-approximates), and the asset loads its own show's facebank
-    # through the store (resources.facebank) rather than as an input.
+    # cast_links reads its own show's facebank through the store (resources.facebank); the
+    # dependency on it goes through show_facebank (see above).
     @asset(**{**stage_kwargs(settings, "cast_links", "Identities linked to the show's cast "
                              "(many-to-one: co-occurring identities never share a cast member; "
                              "optimal over all tracks' embeddings above cast_link_thresh) with ranked "
                              "suggestions, and the reviewer's edits applied."),
               "group_name": GROUP,
               # a show without a facebank (or another show's) must not hold automation back
-              "automation_condition": EPISODE_AUTOMATION.ignore(AssetSelection.assets("facebank"))},
-           deps=[AssetDep(facebank, partition_mapping=AllPartitionMapping()), identity_edits])
+              "automation_condition": EPISODE_AUTOMATION.ignore(
+                  AssetSelection.assets(show_facebank.key))},
+           deps=[show_facebank, identity_edits])
     def cast_links(context: AssetExecutionContext, config: Config, storage: StorageResource,
                    identities: IdentitySet, tracks: TrackSet,
                    embeddings: FaceEmbeddings) -> CastLinks:

@@ -8,6 +8,7 @@ the episode's identity centroids.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -335,3 +336,14 @@ def load_facebank(read) -> Facebank:
                     [r["cast_id"] for r in refs], [r["photo"] for r in refs],
                     vectors.reshape(len(refs), index["dim"]).astype(np.float32),
                     index.get("no_face", []), index.get("photos", []))
+
+
+#: Data version of a show without a facebank.
+NO_FACEBANK_VERSION = "no-facebank"
+
+
+def facebank_version(fb: Facebank | None) -> str:
+    """Data version of a facebank: sha256 (16 hex) of its files, or ``no-facebank``."""
+    if fb is None:
+        return NO_FACEBANK_VERSION
+    return hashlib.sha256(b"".join(dump_facebank(fb).values())).hexdigest()[:16]
