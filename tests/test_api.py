@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -40,6 +42,8 @@ def test_sensor_registers_episode_season_and_show_like_the_cli(tmp_path, monkeyp
     video = root / "videos" / "newshow-s02e03" / "episode.mp4"
     video.parent.mkdir(parents=True)
     shutil.copyfile(HAMILTON, video)
+    old = time.time() - 3600  # an upload that has settled (the sensor waits for fresh ones)
+    os.utime(video, (old, old))
     instance = _instance(tmp_path)
     defs = build_definitions(load_settings(profile="fast"), data_root=str(root))
     with build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
