@@ -1,7 +1,7 @@
 """Per-person screen-time accuracy on the real clip and on a generated episode with a known answer.
 
     .venv/bin/python scripts/accuracy_report.py hamilton [--profile balanced] [--pack ci_pack]
-    .venv/bin/python scripts/accuracy_report.py synthetic [--pack ci_pack_mbf]
+    .venv/bin/python scripts/accuracy_report.py synthetic [--pack ci_pack_mbf] [--set KEY=VALUE]
 
 Runs the real pipeline (real models from ../shared, a temp Dagster instance) and prints a JSON
 report: seconds per cast member (and, for the generated episode, the true seconds and the error),
@@ -28,13 +28,16 @@ def main() -> int:
     p.add_argument("episode", choices=("hamilton", "synthetic"))
     p.add_argument("--profile", default="balanced")
     p.add_argument("--pack", default="ci_pack")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting (repeatable)")
     args = p.parse_args()
     os.environ.update(SCREENALYTICS_MODEL_ROOT=str(SHARED), SCREENALYTICS_MODEL_PACK=args.pack,
                       SCREENALYTICS_DEVICE="cpu")
     from screenalytics_assets.settings import load_settings
     from tests.helpers import run_episode
 
-    settings = load_settings(profile=args.profile, model_pack=args.pack)
+    settings = load_settings(profile=args.profile, model_pack=args.pack).with_overrides(
+        dict(item.split("=", 1) for item in args.overrides))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.episode == "hamilton":
