@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnxruntime as ort
@@ -31,6 +31,8 @@ class FaceModels:
         pack: pack name. root: model root. detector: InsightFace detection model.
         recognizer: InsightFace recognition model. provider: ONNX Runtime execution provider.
         embedding_dim: length of the recognizer's output vector.
+        session_options: the ONNX Runtime session options every model of the pack was created
+            with (see :func:`session_options`), for materialization metadata.
     """
 
     pack: str
@@ -39,9 +41,10 @@ class FaceModels:
     recognizer: object
     provider: str
     embedding_dim: int
+    session_options: dict = field(default_factory=dict)
 
 
-_CACHE: dict[tuple[str, str, str], FaceModels] = {}
+_CACHE: dict[tuple[str, str, str, int], FaceModels] = {}
 _LOCK = threading.Lock()
 
 
@@ -63,6 +66,44 @@ def choose_providers(device: str = "auto") -> list[str]:
                 f"(available: {available}); install onnxruntime-gpu or use device=auto/cpu")
         return ["CPUExecutionProvider"]
     raise ModelPackError(f"unknown device {device!r}: use auto, cpu or cuda")
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, so a container's or ``taskset``'s
+    limit is respected), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(intra_op_threads: int = 0) -> tuple[ort.SessionOptions, dict]:
+    """ONNX Runtime session options for the face models, and the same as a plain dict.
+
+    - ``graph_optimization_level = ORT_ENABLE_ALL``: constant folding, node fusions and layout
+      optimisations (the ORT default for the CPU provider is the same; set here so it does not
+      depend on the onnxruntime build).
+    - ``intra_op_num_threads``: ``intra_op_threads`` when > 0, else the cores this process may
+      use (ORT's own default counts physical cores of the whole machine, ignoring affinity).
+      Frames are decoded in another thread meanwhile (``core.video.Prefetcher``); FFmpeg's
+      threads wait on the queue when it is full, so the detector can use every core.
+    - ``execution_mode = ORT_SEQUENTIAL`` and ``inter_op_num_threads = 1``: the SCRFD and ArcFace
+      graphs are chains, parallel branches gain nothing.
+    - ``session.intra_op.allow_spinning = 0``: idle ORT threads sleep instead of spinning, so they
+      do not take a core from the decode thread between two frames.
+
+    Source: https://onnxruntime.ai/docs/performance/tune-performance/threading.html
+    """
+    threads = intra_op_threads if intra_op_threads > 0 else available_cores()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts, {"graph_optimization_level": "ORT_ENABLE_ALL", "execution_mode": "ORT_SEQUENTIAL",
+                  "intra_op_num_threads": threads, "inter_op_num_threads": 1,
+                  "intra_op_allow_spinning": False}
 
 
 def pack_dir(root: str, pack: str) -> Path:
@@ -91,18 +132,29 @@ def _ensure_pack(root: str, pack: str) -> Path:
     return path
 
 
+def check_pack(root: str, pack: str) -> Path:
+    """The pack's folder, after checking that it holds ONNX files (downloading a published pack
+    that is missing), without loading any model. :func:`load_face_models` checks more (that
+    every file loads, and that there are a detector and a recognizer).
+
+    Raises:
+        ModelPackError: the pack is missing and cannot be downloaded.
+    """
+    return _ensure_pack(root, pack)
+
+
 def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
-                     device: str = "auto") -> FaceModels:
+                     device: str = "auto", intra_op_threads: int = 0) -> FaceModels:
     """Load (or return the already loaded) detector and recognizer of a pack.
 
-    ONNX Runtime sessions are created once per process per (root, pack, device) and shared by
-    every asset and thread.
+    ONNX Runtime sessions are created once per process per (root, pack, device, threads) and
+    shared by every asset and thread, with :func:`session_options`.
 
     Raises:
         ModelPackError: the pack is missing and cannot be downloaded, a file is not a valid ONNX
             model, or the pack lacks a detector or a recognizer.
     """
-    key = (os.path.expanduser(root), pack, device)
+    key = (os.path.expanduser(root), pack, device, intra_op_threads)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
@@ -110,10 +162,11 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
         path = _ensure_pack(root, pack)
         from insightface.model_zoo import get_model
 
+        opts, opts_dict = session_options(intra_op_threads)
         detector = recognizer = None
         for onnx_file in sorted(glob.glob(str(path / "*.onnx"))):
             try:
-                model = get_model(onnx_file, providers=providers)
+                model = get_model(onnx_file, providers=providers, sess_options=opts)
             except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
                 raise ModelPackError(
                     f"cannot load model file {onnx_file} of pack {pack!r} ({exc}); the file is "
@@ -135,7 +188,7 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
         recognizer.prepare(ctx_id=ctx)
         dim = int(recognizer.session.get_outputs()[0].shape[-1])
         models = FaceModels(pack, str(root), detector, recognizer,
-                            detector.session.get_providers()[0], dim)
+                            detector.session.get_providers()[0], dim, opts_dict)
         _CACHE[key] = models
         return models
 
@@ -143,22 +196,35 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
 class FaceModelsResource(ConfigurableResource):
     """Dagster resource for the face models.
 
-    ``device`` is ``auto`` (CUDA when onnxruntime has it), ``cpu`` or ``cuda``; see
-    :meth:`from_env` for the environment variables.
+    ``device`` is ``auto`` (CUDA when onnxruntime has it), ``cpu`` or ``cuda``;
+    ``intra_op_threads`` is ONNX Runtime's thread count (0: the cores available, see
+    :func:`session_options`); see :meth:`from_env` for the environment variables.
     """
 
     model_root: str = DEFAULT_MODEL_ROOT
     model_pack: str = "buffalo_l"
     device: str = "auto"
+    intra_op_threads: int = 0
 
     @classmethod
     def from_env(cls) -> "FaceModelsResource":
         """Build from ``SCREENALYTICS_MODEL_ROOT``, ``SCREENALYTICS_MODEL_PACK``,
-        ``SCREENALYTICS_DEVICE``."""
+        ``SCREENALYTICS_DEVICE``, ``SCREENALYTICS_ORT_THREADS``.
+
+        Raises:
+            ModelPackError: ``SCREENALYTICS_ORT_THREADS`` is not a whole number >= 0.
+        """
+        raw = os.environ.get("SCREENALYTICS_ORT_THREADS", "0").strip() or "0"
+        if not raw.isdigit():
+            raise ModelPackError(
+                f"SCREENALYTICS_ORT_THREADS={raw!r}: expected a whole number of threads >= 0 "
+                "(0 = every core this process may use)")
         return cls(model_root=os.environ.get("SCREENALYTICS_MODEL_ROOT", DEFAULT_MODEL_ROOT),
                    model_pack=os.environ.get("SCREENALYTICS_MODEL_PACK", "buffalo_l"),
-                   device=os.environ.get("SCREENALYTICS_DEVICE", "auto"))
+                   device=os.environ.get("SCREENALYTICS_DEVICE", "auto"),
+                   intra_op_threads=int(raw))
 
     def load(self) -> FaceModels:
         """See :func:`load_face_models`."""
-        return load_face_models(self.model_root, self.model_pack, self.device)
+        return load_face_models(self.model_root, self.model_pack, self.device,
+                                self.intra_op_threads)

@@ -115,7 +115,7 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
     if models is None:
         env = FaceModelsResource.from_env()
         models = FaceModelsResource(model_root=env.model_root, model_pack=settings.model_pack,
-                                    device=env.device)
+                                    device=env.device, intra_op_threads=env.intra_op_threads)
     backend = "local" if isinstance(storage, LocalStorageResource) else "s3"
     facebank, cast_links = build_cast_assets(settings)
     episode_assets = [*build_episode_assets(settings), cast_links]

@@ -40,8 +40,8 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
 
 #: Per-asset code revision: bump it when an asset's algorithm changes its output.
 CODE_REVISIONS: dict[str, str] = {
-    "detections": "1",
-    "tracks": "1",
+    "detections": "2",
+    "tracks": "2",
     "faces": "1",
     "embeddings": "1",
     "identities": "2",

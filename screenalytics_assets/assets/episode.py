@@ -92,6 +92,8 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
             detections=len(d), shots=len(scan.shots),
             duration_s=round(scan.video.duration_s, 3), fps=round(scan.video.fps, 3),
             model_pack=m.pack, execution_provider=m.provider,
+            detector_input=f"{scan.det_input[0]}x{scan.det_input[1]}",
+            onnxruntime_session=MetadataValue.json(m.session_options),
             shot_table=preview([sh.to_dict() for sh in scan.shots], 50),
             faces_per_shot=MetadataValue.json(
                 {int(sh.shot_id): int((d.shot_id == sh.shot_id).sum()) for sh in scan.shots}))
@@ -111,7 +113,7 @@ def tracks_asset(settings: Settings) -> AssetsDefinition:
         with timed() as t:
             found = track_detections(detections.detections, detections.video.fps, TrackingParams(
                 track_thresh=s["track_thresh"], match_thresh=s["match_thresh"],
-                track_buffer=s["track_buffer"]))
+                track_buffer=s["track_buffer"]), stride=detections.stride)
         result = TrackSet(detections.video, detections.stride, detections.shots, found)
         lengths = [len(tr) for tr in found]
         stage_metadata(
@@ -173,6 +175,7 @@ def embeddings_asset(settings: Settings) -> AssetsDefinition:
         stage_metadata(
             context, settings, "embeddings", s, config, t["seconds"], faces=len(vectors),
             dim=int(vectors.shape[1]), model_pack=m.pack, execution_provider=m.provider,
+            onnxruntime_session=MetadataValue.json(m.session_options),
             faces_per_second=round(len(vectors) / max(t["seconds"], 1e-9), 1))
         return FaceEmbeddings(faces.samples.face_id, faces.samples.track_id, vectors, m.pack)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .rows import FaceRows
 from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
-from .video import VideoInfo, iter_frames, probe_video
+from .video import PREFETCH_FRAMES, Prefetcher, VideoInfo, iter_frames, probe_video
 
 ProgressFn = Callable[[int, int], None]
 """``progress(frames_done, frames_total)``; ``frames_total`` is 0 when unknown."""
@@ -32,6 +32,8 @@ class EpisodeScan:
         frames_processed: frames run through the detector.
         shots: shots in order, covering every frame.
         detections: faces found on processed frames.
+        det_input: ``(width, height)`` of the detector input in pixels (see
+            :func:`detector_input_size`).
     """
 
     video: VideoInfo
@@ -39,22 +41,60 @@ class EpisodeScan:
     frames_processed: int
     shots: list[Shot]
     detections: Detections
+    det_input: tuple[int, int] = (0, 0)
 
 
-def detect_faces(detector, image: np.ndarray, det_size: int, det_thresh: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+# SCRFD's feature maps have strides 8, 16 and 32: an input whose sides are multiples of 32 maps
+# onto whole anchor grids (InsightFace's SCRFD.forward builds its anchor centers per input size).
+DET_INPUT_MULTIPLE = 32
+
+
+def detector_input_size(width: int, height: int, det_size: int) -> tuple[int, int]:
+    """Detector input ``(width, height)`` in pixels for a ``width`` x ``height`` frame.
+
+    The long side is ``det_size`` and the short side keeps the frame's aspect ratio, both rounded
+    up to a multiple of 32, so a 16:9 frame at ``det_size`` 640 goes in as 640x384 instead of
+    being letterboxed into 640x640 (40 % fewer pixels for the same detail). SCRFD takes any input
+    whose sides divide by 32.
+
+    Raises:
+        ValueError: a non-positive size.
+    """
+    if width <= 0 or height <= 0 or det_size <= 0:
+        raise ValueError(f"sizes must be positive: frame {width}x{height}, det_size {det_size}")
+    m = DET_INPUT_MULTIPLE
+    side = -(-int(det_size) // m) * m
+    short = max(m, -(-int(round(side * min(width, height) / max(width, height))) // m) * m)
+    return (side, short) if width >= height else (short, side)
+
+
+def fitted_size(width: int, height: int, input_size: tuple[int, int]) -> tuple[int, int]:
+    """``(width, height)`` the frame is scaled to inside the detector input: the largest size of
+    the frame's aspect ratio that fits, computed as InsightFace's ``SCRFD.detect`` does, so a
+    frame decoded at this size is not resized again by the detector."""
+    im_ratio = height / width
+    if im_ratio > input_size[1] / input_size[0]:
+        return max(1, int(input_size[1] / im_ratio)), input_size[1]
+    return input_size[0], max(1, int(input_size[0] * im_ratio))
+
+
+def detect_faces(detector, image: np.ndarray, det_size: int | tuple[int, int],
+                 det_thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run an InsightFace SCRFD/RetinaFace detector on one frame.
 
     Args:
         detector: an ``insightface.model_zoo`` detection model (``SCRFD`` or ``RetinaFace``).
         image: BGR uint8 [H, W, 3].
-        det_size: square detector input size in pixels (the frame is letterboxed into it).
+        det_size: detector input in pixels: ``(width, height)`` (see
+            :func:`detector_input_size`), or one side of a square; the frame is scaled to fit
+            and padded (InsightFace's ``detect``).
         det_thresh: minimum detection score.
 
     Returns:
         ``(bbox float32 [n, 4] px, score float32 [n], landmarks float32 [n, 5, 2] px)``.
     """
-    boxes, kps = detector.detect(image, input_size=(det_size, det_size), det_thresh=det_thresh)
+    size = (det_size, det_size) if np.isscalar(det_size) else tuple(det_size)
+    boxes, kps = detector.detect(image, input_size=size, det_thresh=det_thresh)
     n = 0 if boxes is None else len(boxes)
     if n == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
@@ -98,12 +138,17 @@ def scan_episode(
 ) -> EpisodeScan:
     """Decode the episode once; detect faces on every ``stride``-th frame and shot cuts on all.
 
+    Decoding and shot-cut detection (on the small copy of every frame) run in their own thread, a
+    few frames ahead (:class:`.video.Prefetcher`); the detector runs on the caller's thread, on
+    frames decoded at the detector's scale (:func:`detector_input_size`, :func:`fitted_size`).
+    The stride restarts at every cut, so each shot's first frame is processed.
+
     Args:
         path: video file.
         detector: InsightFace detection model (see :func:`detect_faces`).
         stride: process every ``stride``-th frame.
         fps: frames per second override; 0 reads it from the container.
-        det_size: detector input size (px). det_thresh: minimum detection score.
+        det_size: detector input's long side (px). det_thresh: minimum detection score.
         scene_threshold, min_scene_len_s: PySceneDetect content-detector settings (min length in s).
         progress: called as ``progress(frames_done, frames_total)`` after every frame.
 
@@ -111,25 +156,32 @@ def scan_episode(
         VideoError: unreadable, empty, truncated or audio-only video (see :mod:`.video`).
     """
     info = probe_video(path, fps=fps)
+    det_input = detector_input_size(info.width, info.height, det_size)
+    # Processed frames are decoded straight to the size the detector scales them to, and the
+    # boxes and landmarks scaled back to full-frame pixels.
+    fit = fitted_size(info.width, info.height, det_input)
+    to_full = np.array([info.width / fit[0], info.height / fit[1]], np.float32)
     cuts = ShotCutDetector(info.fps, scene_threshold, min_scene_len_s)
     frame_ts = array("d")
     cols: dict[str, list] = {k: [] for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")}
     processed = 0
-    for frame in iter_frames(path, info, stride):
-        frame_ts.append(frame.ts)
-        cuts.feed(frame.frame_idx, frame.small)
-        if frame.image is not None:
-            processed += 1
-            bbox, score, kps = detect_faces(detector, frame.image, det_size, det_thresh)
-            n = len(score)
-            cols["frame_idx"].append(np.full(n, frame.frame_idx, np.int64))
-            cols["ts"].append(np.full(n, frame.ts, np.float64))
-            cols["pts"].append(np.full(n, frame.pts, np.int64))
-            cols["bbox"].append(bbox)
-            cols["score"].append(score)
-            cols["kps"].append(kps)
-        if progress is not None:
-            progress(frame.frame_idx + 1, info.n_frames)
+    # Cuts are found in the decode thread, so that the stride restarts at every shot.
+    with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed),
+                    PREFETCH_FRAMES) as frames:
+        for frame in frames:
+            frame_ts.append(frame.ts)
+            if frame.image is not None:
+                processed += 1
+                bbox, score, kps = detect_faces(detector, frame.image, det_input, det_thresh)
+                n = len(score)
+                cols["frame_idx"].append(np.full(n, frame.frame_idx, np.int64))
+                cols["ts"].append(np.full(n, frame.ts, np.float64))
+                cols["pts"].append(np.full(n, frame.pts, np.int64))
+                cols["bbox"].append(bbox * np.tile(to_full, 2))
+                cols["score"].append(score)
+                cols["kps"].append(kps * to_full)
+            if progress is not None:
+                progress(frame.frame_idx + 1, info.n_frames)
     ts = np.frombuffer(frame_ts, dtype=np.float64)
     shots = shots_from_cuts(cuts.cuts(), ts, info.fps)
     if cols["score"]:
@@ -141,4 +193,4 @@ def scan_episode(
     else:
         dets = Detections.empty()
     video = replace(info, n_frames=len(ts), duration_s=max(info.duration_s, shots[-1].end_ts))
-    return EpisodeScan(video, stride, processed, shots, dets)
+    return EpisodeScan(video, stride, processed, shots, dets, det_input)

@@ -58,11 +58,19 @@ class ShotCutDetector:
         self._cuts: list[int] = []
         self._last = 0
 
-    def feed(self, frame_idx: int, small_bgr: np.ndarray) -> None:
-        """Feed the next frame (frame indices must be consecutive). ``small_bgr``: uint8 [h, w, 3]."""
+    def feed(self, frame_idx: int, small_bgr: np.ndarray) -> bool:
+        """Feed the next frame (frame indices must be consecutive). ``small_bgr``: uint8 [h, w, 3].
+
+        Returns True when a cut is found at this very frame (a new shot starts here).
+        PySceneDetect's content detector reports a cut on the frame where it happens; with its
+        default flash filter (merge mode) a cut that follows the previous one too closely is
+        merged into it, i.e. not reported at all, never reported late.
+        """
         tc = FrameTimecode(frame_idx, fps=self._fps)
-        self._cuts.extend(c.frame_num for c in self._detector.process_frame(tc, small_bgr))
+        found = [c.frame_num for c in self._detector.process_frame(tc, small_bgr)]
+        self._cuts.extend(found)
         self._last = frame_idx
+        return frame_idx in found and frame_idx > 0
 
     def cuts(self) -> list[int]:
         """Frame indices where a new shot starts (never 0), sorted. Call after the last frame."""

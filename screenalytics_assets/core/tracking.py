@@ -107,14 +107,20 @@ for _name in TRACK_COLUMNS:
     setattr(Track, _name, _column(_name))
 
 
-def track_detections(dets: Detections, fps: float, params: TrackingParams = TrackingParams()
-                     ) -> list[Track]:
+def track_detections(dets: Detections, fps: float, params: TrackingParams = TrackingParams(),
+                     stride: int = 1) -> list[Track]:
     """Link detections into tracks with ByteTrack, one fresh tracker state per shot.
+
+    At ``stride`` k the tracker sees every k-th frame, so it runs at ``fps / k`` processed frames
+    per second: one Kalman step per processed frame (the motion model ByteTrack is tuned for)
+    and a lost track kept for ``track_buffer`` frames at 30 fps, the same time at every stride.
+    Each detection still stands for the k frames it represents (``Detections.dur``).
 
     Args:
         dets: the detections table; rows need not be sorted.
         fps: stream frame rate (frames per second).
         params: ByteTrack settings.
+        stride: every ``stride``-th frame was processed (>= 1).
 
     Returns:
         Tracks sorted by (start frame, shot, first detection), with ids 0..T-1. Every detection
@@ -122,6 +128,9 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
         start a track: they continue one (ByteTrack's second association, and
         :func:`_continue_with_low_scores` where the motion model lost the face), or are dropped.
     """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    rate = fps / stride  # processed frames per second
     order = np.lexsort((np.arange(len(dets)), dets.frame_idx))
     members: dict[tuple[int, int], list[int]] = {}
     tracker = None
@@ -133,7 +142,7 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
             low += [r for r in pending if dets.score[r] < params.track_thresh]
             shot = int(dets.shot_id[rows[0]])
             tracker = ByteTrackTracker(
-                lost_track_buffer=params.track_buffer, frame_rate=fps,
+                lost_track_buffer=params.track_buffer, frame_rate=rate,
                 track_activation_threshold=params.track_thresh,
                 minimum_consecutive_frames=params.min_consecutive_frames,
                 minimum_iou_threshold=params.match_thresh,

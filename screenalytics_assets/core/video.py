@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +29,10 @@ MAX_FRAME_PIXELS = 8192 * 8192
 # Width (px) of the small copy of every frame that shot-cut detection looks at. PySceneDetect's
 # SceneManager downscales 640-px video by 2 by default; 320 px keeps its content scores comparable.
 SCENE_WIDTH = 320
+
+# Decoded frames waiting for the consumer (see :class:`Prefetcher`). A few frames absorb the jitter
+# between decoding and detection; more would only hold memory (a 1080p BGR frame is 6 MB).
+PREFETCH_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ class DecodedFrame:
         frame_idx: 0-based index in decode order.
         ts: seconds from the start of the stream.
         pts: presentation timestamp in time-base units.
-        image: BGR uint8 [H, W, 3] on processed frames (every ``stride``-th), else ``None``.
+        image: BGR uint8 [H, W, 3] on processed frames (every ``stride``-th), else ``None``; the
+            full frame, or the frame scaled to the ``image_size`` asked of :func:`iter_frames`.
         small: BGR uint8 [h, SCENE_WIDTH, 3] downscaled copy for shot-cut detection, every frame.
     """
 
@@ -208,17 +215,31 @@ def _to_small(frame: av.VideoFrame) -> np.ndarray:
 
 
 def iter_frames(
-    path: str | os.PathLike, info: VideoInfo, stride: int = 1
+    path: str | os.PathLike, info: VideoInfo, stride: int = 1,
+    image_size: tuple[int, int] | None = None,
+    new_shot: Callable[[int, np.ndarray], bool] | None = None,
 ) -> Iterator[DecodedFrame]:
-    """Decode every frame once, in order; convert every ``stride``-th to a full-size BGR image.
+    """Decode every frame once, in order; convert every ``stride``-th to a BGR image.
 
     Every frame also gets a small copy for shot-cut detection, so cuts are found at single-frame
-    precision whatever the stride. Memory use is one frame at a time.
+    precision whatever the stride. Memory use is one frame at a time. FFmpeg decodes with its own
+    threads (``thread_type="AUTO"``: frame and slice threading).
+
+    With ``new_shot``, the stride restarts at every shot: the first frame of each shot is
+    processed, then every ``stride``-th frame after it, so that no shot starts with frames that
+    no processed frame stands for.
 
     Args:
         path: video file.
         info: from :func:`probe_video` on the same file.
         stride: process every ``stride``-th frame (frames 0, stride, 2*stride, ...); >= 1.
+        image_size: ``(width, height)`` in pixels to scale processed frames to, in the same
+            conversion from the decoder's pixel format to BGR (libswscale, bilinear), so a
+            detector that needs a smaller image never gets the full-size one; ``None`` keeps
+            the full frame.
+        new_shot: called as ``new_shot(frame_idx, small)`` on every frame, in order, before the
+            frame is converted; returns True when a new shot starts at this frame (e.g.
+            :meth:`.shots.ShotCutDetector.feed`).
 
     Raises:
         VideoError: the stream breaks off while decoding, or ends well before the number of frames
@@ -226,16 +247,23 @@ def iter_frames(
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
+    size = {} if image_size is None else {"width": int(image_size[0]),
+                                          "height": int(image_size[1])}
     path = Path(path)
     container, stream = _open(path)
     stream.thread_type = "AUTO"
     n = 0
+    phase = 0  # the frame the stride counts from: 0, or the start of the current shot
     try:
         try:
             for frame in container.decode(stream):
                 pts = frame.pts if frame.pts is not None else info.ts_to_pts(n / info.fps)
-                image = frame.to_ndarray(format="bgr24") if n % stride == 0 else None
-                yield DecodedFrame(n, info.pts_to_ts(pts), int(pts), image, _to_small(frame))
+                small = _to_small(frame)
+                if new_shot is not None and new_shot(n, small):
+                    phase = n
+                image = (frame.to_ndarray(format="bgr24", **size) if (n - phase) % stride == 0
+                         else None)
+                yield DecodedFrame(n, info.pts_to_ts(pts), int(pts), image, small)
                 n += 1
         except av.error.FFmpegError as exc:
             raise VideoError(
@@ -251,6 +279,85 @@ def iter_frames(
             f"{path}: decoded {n} of the {info.n_frames} frames the container declares; the file "
             "is truncated. Re-upload the complete video."
         )
+
+
+_END = object()
+
+
+class Prefetcher(Iterator):
+    """Run an iterator in a background thread, ``maxsize`` items ahead of the consumer.
+
+    The producer/consumer pattern of a decode thread feeding a bounded ``queue.Queue``: the
+    producer (decoding, pixel-format conversion) runs while the consumer (the detector, on the
+    caller's thread) works, and blocks when ``maxsize`` items wait, so memory stays bounded
+    whatever the episode's length. FFmpeg and ONNX Runtime release the GIL while they work, so
+    the two overlap on separate cores. An exception raised by the producer is raised again in
+    the consumer, at the point where the item it failed to make would have been. Use as a
+    context manager (or call :meth:`close`) so that a consumer that stops early also stops the
+    thread.
+
+    Args:
+        make: called in the thread to create the iterator (so that the file is opened there).
+        maxsize: items held at most (>= 1).
+    """
+
+    def __init__(self, make: Callable[[], Iterable], maxsize: int = PREFETCH_FRAMES) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(make,), daemon=True,
+                                        name="screenalytics-decode")
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, make) -> None:
+        try:
+            it = iter(make())
+            try:
+                for item in it:
+                    if not self._put(item):
+                        return
+            finally:
+                close = getattr(it, "close", None)
+                if close is not None:
+                    close()
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _END:
+            self._done = True
+            self._thread.join()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            self._thread.join()
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the producer and wait for its thread to end."""
+        self._done = True
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> "Prefetcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def read_frames_at(

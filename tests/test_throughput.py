@@ -1,0 +1,220 @@
+"""Throughput features: aspect-preserving detector input, the decode thread, stride-aware
+tracking, batched recognition with any embedding dimension, and a CLI that starts without the
+heavy libraries. Cheap: a few dozen frames of the real clip, the real ci_pack/ci_pack_mbf models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import supervision as sv
+
+from resources.models import load_face_models
+from screenalytics_assets.core.detect import (
+    Detections,
+    detect_faces,
+    detector_input_size,
+    fitted_size,
+)
+from screenalytics_assets.core.embedding import embed_faces, model_batch_size
+from screenalytics_assets.core.shots import ShotCutDetector
+from screenalytics_assets.core.tracking import TrackingParams, track_detections
+from screenalytics_assets.core.video import Prefetcher, iter_frames, probe_video
+from tests.conftest import FACES, HAMILTON, HAMILTON_CUTS, REPO, SHARED
+
+
+@pytest.mark.parametrize("size,det,expected", [
+    ((1280, 720), 640, (640, 384)),   # 16:9 -> 640x360, short side up to a multiple of 32
+    ((1920, 1080), 480, (480, 288)),
+    ((640, 360), 960, (960, 544)),
+    ((720, 1280), 640, (384, 640)),   # portrait
+    ((640, 640), 640, (640, 640)),
+    ((4000, 100), 640, (640, 32)),    # never below one stride-32 cell
+])
+def test_detector_input_keeps_the_aspect_ratio(size, det, expected):
+    inp = detector_input_size(*size, det)
+    assert inp == expected and inp[0] % 32 == 0 and inp[1] % 32 == 0
+    fit = fitted_size(*size, inp)
+    assert fit[0] <= inp[0] and fit[1] <= inp[1]
+    assert fit[0] / fit[1] == pytest.approx(size[0] / size[1], rel=0.02)
+
+
+def test_aspect_input_finds_the_same_faces_as_the_letterboxed_square():
+    """Every 10th frame of the real clip: the 640x384 input finds the faces the 640x640
+    letterbox finds (boxes within IoU 0.5), bar faces scored at the threshold's edge."""
+    m = load_face_models(str(SHARED), "ci_pack", "cpu")
+    info = probe_video(HAMILTON)
+    inp = detector_input_size(info.width, info.height, 640)
+    assert inp == (640, 384)
+    square = aspect = 0
+    for frame in iter_frames(HAMILTON, info, stride=10):
+        if frame.image is None:
+            continue
+        b0, s0, _ = detect_faces(m.detector, frame.image, 640, 0.5)
+        b1, s1, k1 = detect_faces(m.detector, frame.image, inp, 0.5)
+        square += len(s0)
+        aspect += len(s1)
+        for box, score in zip(b0, s0):
+            if score < 0.55:
+                continue  # at the threshold's edge either input may drop it
+            assert len(b1) and _iou(box, b1).max() > 0.9, (frame.frame_idx, box, score)
+        assert k1.shape == (len(s1), 5, 2)
+    assert square > 30 and abs(aspect - square) <= 0.05 * square
+
+
+def _iou(box, boxes):
+    """IoU of one box [4] with boxes [K, 4] (supervision's box maths)."""
+    return sv.box_iou_batch(np.asarray(box, np.float32)[None], np.asarray(boxes, np.float32))[0]
+
+
+def test_frames_decoded_at_detector_scale_give_full_frame_boxes():
+    """The detection pass decodes processed frames at the detector's scale: boxes come back in
+    full-frame pixels, as when the detector scales the full frame itself."""
+    from screenalytics_assets.core.detect import scan_episode
+
+    m = load_face_models(str(SHARED), "ci_pack", "cpu")
+    info = probe_video(HAMILTON)
+    scan = scan_episode(HAMILTON, m.detector, stride=30, det_size=320)
+    inp = detector_input_size(info.width, info.height, 320)
+    assert scan.det_input == inp == (320, 192)
+    d = scan.detections
+    assert len(d) > 0
+    wanted = set(d.frame_idx.tolist())
+    full = {f.frame_idx: f.image for f in iter_frames(HAMILTON, info) if f.frame_idx in wanted}
+    for fi in np.unique(d.frame_idx):
+        ref, _, _ = detect_faces(m.detector, full[int(fi)], inp, 0.5)
+        for box in d.bbox[d.frame_idx == fi]:
+            assert len(ref) and _iou(box, ref).max() > 0.8
+
+
+def test_prefetcher_runs_ahead_in_a_bounded_queue_and_forwards_errors():
+    made = []
+
+    def numbers():
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    with Prefetcher(numbers, maxsize=3) as it:
+        first = next(it)
+        time.sleep(0.3)
+        # the producer ran ahead, but no further than the queue bound (+1 in hand)
+        assert first == 0 and 2 <= len(made) <= 5
+        assert list(it) == list(range(1, 100))
+
+    def broken():
+        yield 1
+        raise ValueError("truncated video")
+
+    it = Prefetcher(broken, maxsize=2)
+    assert next(it) == 1
+    with pytest.raises(ValueError, match="truncated video"):
+        next(it)
+
+
+def test_prefetcher_stops_its_thread_when_the_consumer_stops_early():
+    def endless():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    before = threading.active_count()
+    with Prefetcher(endless, maxsize=2) as it:
+        assert next(it) == 0
+    time.sleep(0.1)
+    assert threading.active_count() == before
+
+
+def test_stride_restarts_at_every_cut():
+    """At stride 4 the first frame of every shot is processed (the clip cuts at 20, 82, 211)."""
+    info = probe_video(HAMILTON)
+    cuts = ShotCutDetector(info.fps)
+    processed = [f.frame_idx for f in iter_frames(HAMILTON, info, stride=4, new_shot=cuts.feed)
+                 if f.image is not None]
+    assert cuts.cuts() == HAMILTON_CUTS
+    for start in [0, *HAMILTON_CUTS]:
+        assert start in processed
+    assert 20 + 4 in processed and 20 + 2 not in processed and 84 not in processed
+
+
+def _one_face(frames: np.ndarray, fps: float) -> Detections:
+    n = len(frames)
+    x = 100 + 2.0 * frames  # moves 2 px per frame
+    bbox = np.stack([x, np.full(n, 100.0), x + 60, np.full(n, 180.0)], 1).astype(np.float32)
+    return Detections(frames.astype(np.int64), frames / fps, frames.astype(np.int64), bbox,
+                      np.full(n, 0.9, np.float32), np.zeros((n, 5, 2), np.float32),
+                      np.zeros(n, np.int32), np.full(n, 1 / fps))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_tracker_keeps_a_moving_face_at_any_stride(stride):
+    """A face seen on every stride-th frame, lost for 0.8 s (under the 1 s buffer) and back
+    where its motion takes it, stays one track; lost for 1.5 s, it starts a new one."""
+    fps = 30.0
+    params = TrackingParams(track_buffer=30)
+    for gap_s, tracks in ((0.8, 1), (1.5, 2)):
+        gap = int(gap_s * fps)
+        frames = np.r_[np.arange(0, 60, stride), np.arange(60 + gap, 120 + gap, stride)]
+        frames = frames[(frames < 60) | (frames >= 60 + gap)]
+        found = track_detections(_one_face(frames, fps), fps, params, stride=stride)
+        assert len(found) == tracks, (stride, gap_s)
+        assert sum(len(t) for t in found) == len(frames)
+
+
+def test_batched_recognizer_matches_one_by_one_and_keeps_its_dimension():
+    """ci_pack_mbf has a dynamic batch: batches give the embeddings of one-by-one calls; its
+    vectors are 128-d, ci_pack's 512-d."""
+    from insightface.utils.face_align import norm_crop
+
+    mbf = load_face_models(str(SHARED), "ci_pack_mbf", "cpu")
+    ci = load_face_models(str(SHARED), "ci_pack", "cpu")
+    assert model_batch_size(mbf.recognizer) is None and model_batch_size(ci.recognizer) == 1
+    crops = []
+    for person in sorted(p for p in FACES.iterdir() if p.is_dir())[:6]:
+        image = cv2.imread(str(person / "ref_01.jpg"))
+        _, _, kps = detect_faces(mbf.detector, image, 640, 0.5)
+        crops.append(norm_crop(image, kps[0]))
+    crops = np.stack(crops)
+    batched = embed_faces(mbf.recognizer, crops, batch_size=4)
+    single = np.concatenate([embed_faces(mbf.recognizer, crops[i:i + 1]) for i in range(6)])
+    assert batched.shape == (6, 128) == (6, mbf.embedding_dim)
+    assert np.abs(batched - single).max() < 1e-4
+    assert embed_faces(ci.recognizer, crops[:2]).shape == (2, 512)
+
+
+def test_facebank_of_another_dimension_is_a_clear_error():
+    from screenalytics_assets.core.cast_links import cast_similarity
+    from screenalytics_assets.core.facebank import Facebank
+
+    rng = np.random.default_rng(0)
+    fb = Facebank("show", "ci_pack", ["a"], ["a"], ["a/1.jpg"],
+                  rng.normal(size=(1, 512)).astype(np.float32))
+    with pytest.raises(ValueError, match="128-d but the facebank .* 512-d .* rebuild"):
+        cast_similarity(rng.normal(size=(2, 128)).astype(np.float32), fb)
+
+
+def test_session_options_are_set_and_reported():
+    m = load_face_models(str(SHARED), "ci_pack", "cpu")
+    opts = m.session_options
+    assert opts["graph_optimization_level"] == "ORT_ENABLE_ALL"
+    assert opts["intra_op_num_threads"] >= 1
+    assert m.detector.session.get_session_options().intra_op_num_threads == \
+        opts["intra_op_num_threads"]
+
+
+def test_cli_starts_without_dagster_models_or_scientific_libraries():
+    code = ("import sys; from screenalytics_assets.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('dagster', 'onnxruntime', 'insightface', 'sklearn', 'pandas', "
+            "'matplotlib', 'scipy', 'cv2', 'av', 'torch') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+    help_text = subprocess.run([sys.executable, "-m", "screenalytics_assets.cli", "--help"],
+                               cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "run" in help_text and "facebank" in help_text
