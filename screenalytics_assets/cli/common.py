@@ -8,13 +8,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from dagster import AssetKey, DagsterEventType, DagsterInstance
-
-from resources.dagster_storage import data_root_from_env
+from typing import TYPE_CHECKING
 
 from ..core.errors import ScreenalyticsError
-from ..daemon import user_message
+
+if TYPE_CHECKING:  # Dagster is imported by the commands that run something (cli/__init__.py)
+    from dagster import AssetKey, DagsterInstance
 
 
 # The CLI shows its own progress; Dagster's console logger only reports warnings and errors.
@@ -28,7 +27,7 @@ class RunFailedError(ScreenalyticsError):
         materialized: asset keys the run materialized before it failed.
     """
 
-    def __init__(self, message: str, materialized: list[AssetKey] | None = None) -> None:
+    def __init__(self, message: str, materialized: list["AssetKey"] | None = None) -> None:
         super().__init__(message)
         self.materialized = materialized or []
 
@@ -82,6 +81,8 @@ def add_common_args(p) -> None:
 
 def data_root(args) -> Path:
     """The data root from ``--data-root`` or the environment; exported for the definitions."""
+    from resources.dagster_storage import data_root_from_env
+
     root = Path(args.data_root).resolve() if getattr(args, "data_root", None) \
         else Path(data_root_from_env())
     os.environ["SCREENALYTICS_DATA_ROOT"] = str(root)
@@ -101,8 +102,10 @@ def storage_for(args):
     return root, storage_from_env(str(root))
 
 
-def instance_for(root: Path) -> DagsterInstance:
+def instance_for(root: Path) -> "DagsterInstance":
     """The local Dagster instance: ``$DAGSTER_HOME``, else ``<data root>/dagster_home``."""
+    from dagster import DagsterInstance
+
     home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -120,9 +123,13 @@ def instance_for(root: Path) -> DagsterInstance:
     return instance
 
 
-def execute(job, instance: DagsterInstance, ep_id: str, selection: list[AssetKey] | None,
+def execute(job, instance: "DagsterInstance", ep_id: str, selection: list["AssetKey"] | None,
             run_config: dict | None = None):
     """Run ``job`` for one partition in this process; raise RunFailedError with the step error."""
+    from dagster import DagsterEventType
+
+    from ..daemon import user_message
+
     run_config = {**(run_config or {}), **QUIET_LOGS}
     try:
         result = job.execute_in_process(instance=instance, partition_key=ep_id,

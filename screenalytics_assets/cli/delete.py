@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-
-from resources.storage import ArtifactStore, LocalStore
+from typing import TYPE_CHECKING
 
 from ..core.ep_id import validate_ep_id
 from ..core.errors import ScreenalyticsError
-from ..partitions import EPISODES_PARTITION
 from .common import add_common_args, instance_for, storage_for
+
+
+if TYPE_CHECKING:
+    from resources.storage import ArtifactStore
 
 
 def register(sub) -> None:
@@ -27,20 +29,26 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def local_folders(ep_id: str, root: Path, store: ArtifactStore) -> list[Path]:
+def local_folders(ep_id: str, root: Path, store: "ArtifactStore") -> list[Path]:
     """Local folders of the episode: artifact folders under the data root and caches."""
+    from resources.storage import LocalStore
+
     local = LocalStore(root)
     folders = [local.root / p for p in local.episode_prefixes(ep_id)]
     folders += local.cache_dirs(ep_id) + store.cache_dirs(ep_id)
     return list(dict.fromkeys(f.resolve() for f in folders))
 
 
-def s3_artifact_keys(store: ArtifactStore, ep_id: str) -> list[str]:
+def s3_artifact_keys(store: "ArtifactStore", ep_id: str) -> list[str]:
     """Every artifact key of the episode in the store (not its uploaded video)."""
     return sorted({k for p in store.episode_prefixes(ep_id) for k in store.list_keys(p)})
 
 
 def run(args) -> int:
+    from resources.storage import LocalStore
+
+    from ..partitions import EPISODES_PARTITION
+
     ep_id = validate_ep_id(args.ep_id)
     root, storage = storage_for(args)
     store = storage.store()

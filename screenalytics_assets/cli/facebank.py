@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-
-from resources.facebank import add_photos, add_track, photo_keys, read_facebank
-from resources.storage import ArtifactStore
+from typing import TYPE_CHECKING
 
 from ..core.ep_id import parse_ep_id, validate_ep_id, validate_show
-from ..core.facebank import FacebankError, validate_cast_id
-from ..definitions import FACEBANK_JOB, build_definitions
-from ..partitions import register_show
-from ..settings import load_settings
 from .common import add_common_args, execute, instance_for, storage_for
+
+
+if TYPE_CHECKING:
+    from resources.storage import ArtifactStore
 
 
 def register(sub) -> None:
@@ -54,6 +51,11 @@ def register(sub) -> None:
 
 
 def run_add(args) -> int:
+    from resources.facebank import add_photos, photo_keys
+
+    from ..core.facebank import validate_cast_id
+    from ..partitions import register_show
+
     show = validate_show(args.show)
     cast_id = validate_cast_id(args.cast_id)
     root, storage = storage_for(args)
@@ -73,15 +75,22 @@ def photo_check(profile: str | None):
     from resources.facebank import face_check
     from resources.models import FaceModelsResource
 
+    from ..settings import load_settings
+
     settings = load_settings(profile=profile)
     s = settings.for_asset("facebank")
     env = FaceModelsResource.from_env()
     models = FaceModelsResource(model_root=env.model_root, model_pack=s["model_pack"],
-                                device=env.device).load()
+                                device=env.device, intra_op_threads=env.intra_op_threads).load()
     return face_check(models.detector, s["facebank_det_size"], s["facebank_det_thresh"])
 
 
 def run_add_track(args) -> int:
+    from resources.facebank import add_track
+
+    from ..core.facebank import FacebankError, validate_cast_id
+    from ..partitions import register_show
+
     ep_id = validate_ep_id(args.ep_id)
     cast_id = validate_cast_id(args.cast_id)
     if args.faces < 1:
@@ -99,6 +108,10 @@ def run_add_track(args) -> int:
 
 
 def run_build(args) -> int:
+    from ..definitions import FACEBANK_JOB, build_definitions
+    from ..partitions import register_show
+    from ..settings import load_settings
+
     show = validate_show(args.show)
     root, storage = storage_for(args)
     settings = load_settings(profile=args.profile)
@@ -110,8 +123,12 @@ def run_build(args) -> int:
     return 0
 
 
-def print_facebank(store: ArtifactStore, show: str) -> None:
+def print_facebank(store: "ArtifactStore", show: str) -> None:
     """Print the facebank's cast members and reference counts; warn about photos with no face."""
+    from rich.console import Console
+
+    from resources.facebank import read_facebank
+
     fb = read_facebank(store, show)
     console = Console()
     if fb is None:

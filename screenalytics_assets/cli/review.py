@@ -9,15 +9,7 @@ from __future__ import annotations
 
 import json
 
-from dagster import AssetKey
-
-from resources.edits import add_edit, clear_edits, current_review, read_edits, undo_last_edit
-from resources.integrity import load_artifact
-
-from ..assets.cast import record_edits_version
 from ..core.ep_id import validate_ep_id
-from ..definitions import EPISODE_JOB, build_definitions
-from ..settings import load_settings
 from .common import add_common_args, execute, instance_for, storage_for
 
 STALE_BY_EDITS = ("cast_links", "screentime")
@@ -59,6 +51,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from resources.edits import add_edit, clear_edits, current_review, read_edits, undo_last_edit
+
+    from ..assets.cast import record_edits_version
+
     ep_id = validate_ep_id(args.ep_id)
     root, storage = storage_for(args)
     store = storage.store()
@@ -86,6 +82,12 @@ def run(args) -> int:
     version = record_edits_version(instance, ep_id, read_edits(store, ep_id))
     print(f"identity_edits version {version}: {', '.join(STALE_BY_EDITS)} are now stale")
     if args.run:
+        from dagster import AssetKey
+
+        from resources.integrity import load_artifact
+
+        from ..definitions import EPISODE_JOB, build_definitions
+        from ..settings import load_settings
         from .run import print_report
 
         settings = load_settings(profile=args.profile)

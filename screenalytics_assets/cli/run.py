@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from dagster import AssetKey
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-
-from resources.facebank import add_folder
-from resources.integrity import NOT_MATERIALIZED, damaged_assets, load_artifact
-from resources.models import FaceModelsResource, load_face_models
-
-from ..assets.cast import ensure_edits_observed
 from ..core.ep_id import parse_ep_id, validate_ep_id
-from ..core.video import probe_video
-from ..definitions import EPISODE_JOB, FACEBANK_JOB, build_definitions
-from ..partitions import EPISODES_PARTITION, register_episode
-from ..progress import progress_sink
+from ..core.errors import ScreenalyticsError
 from ..settings import ASSET_SETTINGS, SettingsError, check_value, load_settings
-from ..staleness import downstream_closure, episode_asset_keys, observe_video, stale_or_missing
 from .common import (
     RunFailedError,
     add_common_args,
@@ -32,6 +19,14 @@ from .common import (
     storage_for,
 )
 from .facebank import photo_check
+
+if TYPE_CHECKING:
+    from dagster import AssetKey
+    from rich.console import Console
+
+#: Assets that run the face models: with ``--stale-only`` the models are loaded (and checked)
+#: only when one of them is to run.
+MODEL_ASSETS = ("detections", "embeddings")
 
 
 def register(sub) -> None:
@@ -58,6 +53,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from resources.models import FaceModelsResource, check_pack, load_face_models
+
+    from ..core.video import probe_video
+
     ep_id = validate_ep_id(args.ep_id)
     settings = load_settings(profile=args.profile)
     overrides = parse_overrides(args.overrides)  # unknown keys and bad values fail here
@@ -69,16 +68,40 @@ def run(args) -> int:
     else:
         store.video_path(ep_id)
     models = FaceModelsResource.from_env()
-    load_face_models(models.model_root, settings.model_pack, models.device)
+
+    def load_models() -> None:
+        load_face_models(models.model_root, settings.model_pack, models.device,
+                         models.intra_op_threads)
+
+    lazy_models = args.stale_only and not args.video and not args.facebank
+    if lazy_models:
+        # An episode already uploaded: nothing but records is written before the plan, and an
+        # up-to-date episode needs no model; the pack is still checked to be there.
+        check_pack(models.model_root, settings.model_pack)
+    else:
+        load_models()
     instance = instance_for(root)
     # One run of an episode at a time: a second one refuses (or, with --wait, waits).
     with episode_lock(ep_id, wait=args.wait):
-        return _materialize(args, ep_id, settings, overrides, storage, instance)
+        return _materialize(args, ep_id, settings, overrides, storage, instance,
+                            load_models if lazy_models else None)
 
 
-def _materialize(args, ep_id, settings, overrides, storage, instance) -> int:
+def _materialize(args, ep_id, settings, overrides, storage, instance,
+                 load_models: Callable[[], None] | None = None) -> int:
     """Write the video, register the partition, run the selection and print the report (with
-    the episode's run lock held)."""
+    the episode's run lock held). ``load_models``: called before the run when it includes an
+    asset that runs the face models (the models were not loaded yet)."""
+    from rich.console import Console
+
+    from resources.facebank import add_folder
+    from resources.integrity import load_artifact
+
+    from ..assets.cast import ensure_edits_observed
+    from ..definitions import EPISODE_JOB, FACEBANK_JOB, build_definitions
+    from ..partitions import register_episode
+    from ..staleness import observe_video
+
     store = storage.store()
     show = parse_ep_id(ep_id).show
     if args.facebank:
@@ -107,6 +130,11 @@ def _materialize(args, ep_id, settings, overrides, storage, instance) -> int:
                                        "nothing (every asset is up to date)"))
     run_config = override_config(overrides, keys)
     try:
+        if load_models is not None and any(k.path[-1] in MODEL_ASSETS for k in keys):
+            try:
+                load_models()
+            except ScreenalyticsError as exc:
+                raise RunFailedError(str(exc)) from exc
         with _live_progress(console):
             if keys:
                 execute(job, instance, ep_id, keys, run_config)
@@ -129,6 +157,8 @@ def _clean_up_failed_run(store, instance, ep_id: str, nothing_done: bool, upload
     was computed from a new upload (e.g. the video turned out truncated while decoding), take the
     new episode back out so nothing looks half-processed. Returns notes on what could not be
     undone; never raises, so the run's own error stays the one reported."""
+    from ..partitions import EPISODES_PARTITION
+
     notes = []
     for folder in store.cache_dirs(ep_id):
         shutil.rmtree(folder, ignore_errors=True)
@@ -168,7 +198,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def override_config(overrides: dict[str, Any], keys: list[AssetKey]) -> dict:
+def override_config(overrides: dict[str, Any], keys: list["AssetKey"]) -> dict:
     """Run config giving each selected asset the overridden settings it reads (its typed
     ``StageConfig`` fields)."""
     ops = {}
@@ -183,12 +213,16 @@ def override_config(overrides: dict[str, Any], keys: list[AssetKey]) -> dict:
 def damaged_files(store, defs, ep_id: str) -> dict[str, dict[str, str]]:
     """``{asset: {file: what is wrong}}`` for the episode's materialized assets whose files no
     longer match their integrity manifests (truncated, rows dropped, bytes changed, deleted)."""
+    from resources.integrity import NOT_MATERIALIZED, damaged_assets
+
+    from ..staleness import episode_asset_keys
+
     found = damaged_assets(store, ep_id, [k.path[-1] for k in episode_asset_keys(defs)])
     return {a: f for a, f in found.items() if list(f.values()) != [NOT_MATERIALIZED]}
 
 
 def plan_selection(defs, instance, ep_id: str, overrides: dict[str, Any], stale_only: bool,
-                   damaged: list[str] = ()) -> list[AssetKey]:
+                   damaged: list[str] = ()) -> list["AssetKey"]:
     """The episode assets to run, in graph order.
 
     Everything, or with ``stale_only`` the stale and missing ones, the ``damaged`` ones (files
@@ -197,6 +231,10 @@ def plan_selection(defs, instance, ep_id: str, overrides: dict[str, Any], stale_
     asset that reads an overridden setting and its descendants (an override changes no code
     version, so Dagster alone would not see them as stale).
     """
+    from dagster import AssetKey
+
+    from ..staleness import downstream_closure, episode_asset_keys, stale_or_missing
+
     keys = episode_asset_keys(defs)
     roots = stale_or_missing(defs, instance, ep_id, keys) if stale_only else keys
     roots = [*roots, *(AssetKey(a) for a in damaged)]
@@ -211,7 +249,15 @@ def plan_selection(defs, instance, ep_id: str, overrides: dict[str, Any], stale_
 class _live_progress:
     """A rich progress bar per stage (frames done, frames per second, ETA) fed by assets."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: "Console") -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         self.progress = Progress(
             TextColumn("{task.description:<11}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
@@ -228,6 +274,8 @@ class _live_progress:
                              rate=f"{speed:6.1f}/s" if speed else "")
 
     def __enter__(self):
+        from ..progress import progress_sink
+
         self.progress.__enter__()
         self._ctx = progress_sink(self.sink)
         self._ctx.__enter__()
@@ -241,6 +289,9 @@ class _live_progress:
 def print_report(report) -> None:
     """Print the screen-time table (with display names and cast members) to stdout, then the
     cast members who are not on screen and any review edit that no longer applies."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"Screen time — {report.ep_id} ({report.duration_s:.1f} s)")
     for col in ("identity", "name", "cast", "seconds", "share", "tracks", "first", "last"):
         table.add_column(col, justify="left" if col in ("identity", "name", "cast") else "right")
