@@ -4,7 +4,6 @@ episode's show's facebank, and the episode's links of identities to cast members
 # No ``from __future__ import annotations``: Dagster reads the annotations of the asset functions
 # (config and resource parameters) at definition time.
 
-import pandas as pd
 from dagster import (
     AllPartitionMapping,
     AssetDep,
@@ -133,6 +132,8 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
                      "profile": settings.profile})
     def facebank(context: AssetExecutionContext, models: FaceModelsResource,
                  storage: StorageResource) -> MaterializeResult:
+        import pandas as pd  # imported when the facebank is built, not at planning
+
         show = validate_show(context.partition_key)
         s = settings.for_asset("facebank")
         store = storage.store()

@@ -6,7 +6,6 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
-import pandas as pd
 from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
@@ -126,4 +125,6 @@ def preview(rows: list[dict], limit: int = 20) -> MetadataValue:
     """A Markdown table of the first ``limit`` rows for the Dagster UI."""
     if not rows:
         return MetadataValue.md("_(empty)_")
+    import pandas as pd  # a second of start-up: imported when a table is made, not at planning
+
     return MetadataValue.md(pd.DataFrame(rows[:limit]).to_markdown(index=False))

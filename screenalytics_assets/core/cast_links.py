@@ -24,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
 from .clustering import track_embeddings
 from .facebank import Facebank
@@ -137,6 +135,10 @@ def assign(scores: np.ndarray, thresh: float, conflicts: set[tuple[int, int]] = 
     rows, cols = np.nonzero(np.asarray(scores) >= thresh)
     if len(rows) == 0:
         return []
+    # imported here: SciPy's optimizer costs seconds at start-up, and planning a run needs none
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_matrix
+
     gain = np.asarray(scores, np.float64)[rows, cols]
     var = {(int(r), int(c)): k for k, (r, c) in enumerate(zip(rows, cols))}
     # constraint rows: one per identity (sum over its cast members <= 1), then one per conflicting

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 from .embedding import l2_normalize
 from .tracking import Track
@@ -205,6 +204,8 @@ def cluster_tracks(tracks: list[Track], face_track_ids: np.ndarray, embeddings: 
             if a in pos and b in pos:
                 dist[pos[a], pos[b]] = dist[pos[b], pos[a]] = _CANNOT_LINK
         np.fill_diagonal(dist, 0.0)
+        from sklearn.cluster import AgglomerativeClustering  # seconds to import: only when used
+
         model = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
                                         distance_threshold=params.cluster_thresh)
         labels[strong] = model.fit_predict(dist)

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: workers and CI have no display
-
-from matplotlib.figure import Figure  # noqa: E402
-
-from .screentime import PersonTime  # noqa: E402
+from .screentime import PersonTime
 
 
 def screentime_chart(ep_id: str, duration_s: float, people: list[PersonTime],
@@ -27,6 +21,9 @@ def screentime_chart(ep_id: str, duration_s: float, people: list[PersonTime],
     Returns:
         PNG bytes.
     """
+    import matplotlib  # imported here: a second of start-up that planning a run does not need
+    from matplotlib.figure import Figure  # no pyplot: headless (Agg canvas), no display needed
+
     n = max(len(people), 1)
     fig = Figure(figsize=(10, 2.0 + 0.35 * n), dpi=dpi, layout="constrained")
     bars, timeline = fig.subplots(1, 2, width_ratios=[1, 2], sharey=True)

@@ -6,7 +6,6 @@ import os
 import warnings
 import cv2
 import numpy as np
-from insightface.utils.face_align import norm_crop
 
 from .rows import FaceRows
 from .tracking import Track
@@ -20,6 +19,8 @@ ALIGNED_SIZE = 112
 def align_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """InsightFace's ``norm_crop``: the face warped onto ArcFace's 5-point template, uint8
     [112, 112, 3] BGR, from a BGR image and its landmarks float [5, 2] px."""
+    from insightface.utils.face_align import norm_crop  # imports scikit-image: only when used
+
     with warnings.catch_warnings():
         # norm_crop calls a scikit-image method (SimilarityTransform.estimate) deprecated in
         # scikit-image 0.26; the result is the same, and no InsightFace release avoids it yet

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scenedetect import ContentDetector
-from scenedetect.common import FrameTimecode
 
 # PySceneDetect's default content threshold, and its default minimum scene length (15 frames) as
 # seconds at 30 fps, so that it means the same at any frame rate; see
@@ -52,6 +50,11 @@ class ShotCutDetector:
 
     def __init__(self, fps: float, threshold: float = DEFAULT_SCENE_THRESHOLD,
                  min_scene_len_s: float = DEFAULT_MIN_SCENE_LEN_S) -> None:
+        # imported here: only the detection pass needs PySceneDetect
+        from scenedetect import ContentDetector
+        from scenedetect.common import FrameTimecode
+
+        self._timecode = FrameTimecode
         self._fps = fps
         self._detector = ContentDetector(threshold=threshold,
                                          min_scene_len=float(min_scene_len_s))
@@ -66,7 +69,7 @@ class ShotCutDetector:
         default flash filter (merge mode) a cut that follows the previous one too closely is
         merged into it, i.e. not reported at all, never reported late.
         """
-        tc = FrameTimecode(frame_idx, fps=self._fps)
+        tc = self._timecode(frame_idx, fps=self._fps)
         found = [c.frame_num for c in self._detector.process_frame(tc, small_bgr)]
         self._cuts.extend(found)
         self._last = frame_idx
@@ -74,7 +77,7 @@ class ShotCutDetector:
 
     def cuts(self) -> list[int]:
         """Frame indices where a new shot starts (never 0), sorted. Call after the last frame."""
-        tail = self._detector.post_process(FrameTimecode(self._last, fps=self._fps))
+        tail = self._detector.post_process(self._timecode(self._last, fps=self._fps))
         cuts = sorted(set(self._cuts) | {c.frame_num for c in tail})
         return [c for c in cuts if c > 0]
 
