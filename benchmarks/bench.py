@@ -1,13 +1,20 @@
-"""Benchmark: the Dagster pipeline against the naive per-frame baseline, re-clustering against a
-full run, and peak memory against episode length.
+"""Benchmark: `screenalytics run` per profile and model pack against the naive per-frame loop, peak
+memory against episode length, and re-clustering against a full run.
 
-    python benchmarks/bench.py                 # pipeline vs baseline, full run vs re-cluster
-    python benchmarks/bench.py --memory 66     # also peak memory for the clip x1 and x66 (~10 min)
+    python benchmarks/bench.py                                # everything (about 15 min on 2 cores)
+    python benchmarks/bench.py --profiles balanced --repeat 1 --packs ci_pack   # while iterating
+    python benchmarks/bench.py --memory 8 --recluster         # also x1 vs x8, and a re-cluster
     python benchmarks/bench.py --observe 200   # only: episode_video observation, 200 episodes
 
-Every measurement runs in its own child process so that its peak memory (ru_maxrss) is its own;
-ratios compare figures taken in the same invocation on the same machine. Uses the real Hamilton
-clip and the real ci_pack models from ../shared (override with SCREENALYTICS_SHARED).
+The input is built at run time, outside the repository (``$SCREENALYTICS_BENCH_DIR``, default
+``<tmp>/screenalytics-bench``): the real Hamilton clip from ../shared/media upscaled to 1280x720
+and repeated ``--repeat`` times (4: 36.7 s of real broadcast video with its real cuts), encoded
+once with libx264 and reused. Every measurement runs in its own process, so that its peak
+resident memory (ru_maxrss of that process) is its own; figures and ratios come from one
+invocation on one machine. The show's facebank is built before the timing (once per show, not
+per episode). Models: the real packs from ../shared/models (override with
+SCREENALYTICS_SHARED); ``--device cuda`` runs both sides on ONNX Runtime's CUDA provider where
+onnxruntime-gpu is installed.
 """
 
 from __future__ import annotations
@@ -20,87 +27,125 @@ import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCREENALYTICS_SHARED", REPO.parent / "shared")).resolve()
 CLIP = SHARED / "media" / "short_hamilton_clip.mp4"
 FACEBANK = SHARED / "media" / "facebank"
+BENCH_DIR = Path(os.environ.get("SCREENALYTICS_BENCH_DIR",
+                                Path(tempfile.gettempdir()) / "screenalytics-bench"))
 STAGES = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps", "cast_links",
           "screentime"]
+#: Per stage, the metadata entry that counts what it processed (frames or faces).
+STAGE_COUNTS = {"detections": ("frames_decoded", "frames"), "faces": ("faces", "faces"),
+                "embeddings": ("faces", "faces"), "tracks": ("detections", "detections")}
+EP_ID = "bench-s01e01"
+SHOW = "bench"
+#: Naive loop: a face is labelled with its nearest facebank reference above this cosine
+#: similarity (the pack's cast_link_thresh), else "unknown".
+NAIVE_THRESH = {"ci_pack": 0.30, "ci_pack_mbf": 0.45}
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-# --------------------------------------------------------------------------- children
-def child_pipeline(video: str, recluster: bool) -> dict:
-    """Full episode job through Dagster on a temp instance; optionally a re-cluster after."""
-    import logging
+# --------------------------------------------------------------------------- input
+def make_bench_video(src: Path, dest: Path, width: int = 1280, height: int = 720,
+                     repeat: int = 4) -> Path:
+    """``src`` scaled to ``width`` x ``height`` (bicubic) and repeated ``repeat`` times, H.264
+    (libx264, CRF 20) at the source's frame rate; written atomically, reused when present."""
+    import av
 
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".part.mp4")
+    with av.open(str(src)) as inp:
+        rate = inp.streams.video[0].average_rate or Fraction(30000, 1001)
+    with av.open(str(tmp), "w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        n = 0
+        for _ in range(repeat):
+            with av.open(str(src)) as inp:
+                for frame in inp.decode(video=0):
+                    scaled = frame.reformat(width=width, height=height, format="yuv420p",
+                                            interpolation="BICUBIC")
+                    scaled.pts, scaled.time_base = n, 1 / rate
+                    n += 1
+                    for packet in stream.encode(scaled):
+                        out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    tmp.replace(dest)
+    return dest
+
+
+def bench_video(repeat: int) -> Path:
+    return make_bench_video(CLIP, BENCH_DIR / f"hamilton_720p_x{repeat}.mp4", repeat=repeat)
+
+
+# --------------------------------------------------------------------------- children
+def child_facebank(root: str, pack: str, profile: str) -> dict:
+    """Build the show's facebank in a fresh data root (not timed)."""
+    from dagster import DagsterInstance
+
+    from resources.storage import LocalStore
+    from screenalytics_assets.settings import load_settings
+    from tests.helpers import build_facebank
+
+    home = Path(root) / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    instance = DagsterInstance.from_config(str(home))
+    build_facebank(LocalStore(Path(root) / "data"), instance,
+                   load_settings(profile=profile, model_pack=pack), SHOW, FACEBANK)
+    return {}
+
+
+def child_stages(root: str) -> dict:
+    """Runtime and processed count of every stage, from the latest materializations."""
     from dagster import AssetKey, DagsterInstance
 
-    from screenalytics_assets.cli.common import QUIET_LOGS
-    from screenalytics_assets.core.video import probe_video
-    from screenalytics_assets.definitions import EPISODE_JOB, build_definitions
-    from screenalytics_assets.settings import load_settings
-    from resources.storage import LocalStore
-    from screenalytics_assets.staleness import (
-        downstream_closure,
-        episode_asset_keys,
-        observe_video,
-        stale_or_missing,
-    )
-    from tests.helpers import build_facebank, run_episode
-
-    logging.disable(logging.INFO)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    (tmp / "dagster_home").mkdir()
-    instance = DagsterInstance.local_temp(str(tmp / "dagster_home"),
-                                          overrides={"telemetry": {"enabled": False}})
-    # the show's facebank is built once per show, not per episode: outside the timing
-    build_facebank(LocalStore(tmp / "data"), instance, load_settings(), "bench", FACEBANK)
-    start = time.perf_counter()
-    run = run_episode(tmp, Path(video), "bench-s01e01", instance=instance)
-    wall = time.perf_counter() - start
-    out = {"wall_s": wall, "video_s": probe_video(video).duration_s, "stages": {}}
+    instance = DagsterInstance.from_config(str(Path(root) / "dagster_home"))
+    out = {}
     for stage in STAGES:
-        ev = run.instance.get_latest_materialization_event(AssetKey(stage))
-        out["stages"][stage] = ev.asset_materialization.metadata["runtime_s"].value
-    out["peak_rss_mb"] = _peak_rss_mb()
-    if recluster:
-        settings = run.settings.with_overrides(
-            {"cluster_thresh": run.settings["cluster_thresh"] + 0.1})
-        defs = build_definitions(settings, data_root=str(run.store.root))
-        start = time.perf_counter()
-        observe_video(run.instance, run.store, run.ep_id)
-        episode_keys = episode_asset_keys(defs)
-        keys = stale_or_missing(defs, run.instance, run.ep_id, episode_keys)
-        keys = [k for k in episode_keys if k in downstream_closure(defs, keys)]
-        defs.resolve_job_def(EPISODE_JOB).execute_in_process(
-            instance=run.instance, partition_key=run.ep_id, asset_selection=keys,
-            run_config=QUIET_LOGS)
-        out["recluster_s"] = time.perf_counter() - start
-        out["recluster_assets"] = [k.path[-1] for k in keys]
-        out["recluster_compute_s"] = sum(
-            run.instance.get_latest_materialization_event(k).asset_materialization
-            .metadata["runtime_s"].value for k in keys)
+        ev = instance.get_latest_materialization_event(AssetKey(stage))
+        if ev is None:
+            continue
+        meta = ev.asset_materialization.metadata
+        count = STAGE_COUNTS.get(stage)
+        out[stage] = {"runtime_s": meta["runtime_s"].value,
+                      "count": meta[count[0]].value if count and count[0] in meta else None,
+                      "unit": count[1] if count else None}
+        if stage == "detections":
+            out["session"] = meta["onnxruntime_session"].value \
+                if "onnxruntime_session" in meta else None
+            out["detector_input"] = meta["detector_input"].value \
+                if "detector_input" in meta else None
+            out["duration_s"] = meta["duration_s"].value
     return out
 
 
-def child_baseline(video: str) -> dict:
-    """Naive baseline: InsightFace FaceAnalysis.get() on every frame, each face labelled with the
-    nearest facebank reference (cosine), seconds = labelled frames / fps."""
+def child_naive(video: str, pack: str, device: str) -> dict:
+    """The loop a user writes first: InsightFace ``FaceAnalysis.get()`` on every frame (SCRFD at
+    its default 640x640, every face aligned and embedded one by one), each face labelled with
+    its nearest facebank reference by cosine similarity; seconds = labelled frames / fps."""
     import cv2
     import numpy as np
     from insightface.app import FaceAnalysis
 
     from screenalytics_assets.core.video import iter_frames, probe_video
 
-    app = FaceAnalysis(name="ci_pack", root=str(SHARED), providers=["CPUExecutionProvider"],
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" \
+        else ["CPUExecutionProvider"]
+    app = FaceAnalysis(name=pack, root=str(SHARED), providers=providers,
                        allowed_modules=["detection", "recognition"])
-    app.prepare(ctx_id=-1, det_size=(640, 640))
+    app.prepare(ctx_id=0 if device == "cuda" else -1, det_size=(640, 640))
     refs, names = [], []
     for person in sorted(p for p in FACEBANK.iterdir() if p.is_dir()):
         for photo in sorted(person.iterdir()):
@@ -118,7 +163,8 @@ def child_baseline(video: str) -> dict:
         n += 1
         for face in app.get(frame.image):
             sims = refs @ face.normed_embedding
-            label = names[int(sims.argmax())] if sims.max() >= 0.30 else "unknown"
+            label = names[int(sims.argmax())] if sims.max() >= NAIVE_THRESH.get(pack, 0.3) \
+                else "unknown"
             counts[label] = counts.get(label, 0) + 1
     wall = time.perf_counter() - start
     return {"wall_s": wall, "video_s": info.duration_s, "frames": n,
@@ -126,29 +172,53 @@ def child_baseline(video: str) -> dict:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def make_long_video(src: Path, times: int, dest: Path) -> Path:
-    """``src`` repeated ``times`` times, remuxed (no re-encode) with shifted timestamps."""
-    import av
+def child_recluster(video: str, pack: str) -> dict:
+    """A full run through Dagster, then a re-cluster after a ``cluster_thresh`` change (only the
+    stale assets run)."""
+    import logging
 
-    with av.open(str(dest), "w") as out:
-        ostream = None
-        offset = 0
-        for _ in range(times):
-            with av.open(str(src)) as inp:
-                stream = inp.streams.video[0]
-                if ostream is None:
-                    ostream = out.add_stream_from_template(stream)
-                last = 0
-                for packet in inp.demux(stream):
-                    if packet.dts is None:
-                        continue
-                    last = max(last, packet.pts + (packet.duration or 0))
-                    packet.pts += offset
-                    packet.dts += offset
-                    packet.stream = ostream
-                    out.mux(packet)
-                offset += last
-    return dest
+    from dagster import AssetKey, DagsterInstance
+
+    from resources.storage import LocalStore
+    from screenalytics_assets.cli.common import QUIET_LOGS
+    from screenalytics_assets.definitions import EPISODE_JOB, build_definitions
+    from screenalytics_assets.settings import load_settings
+    from screenalytics_assets.staleness import (
+        downstream_closure,
+        episode_asset_keys,
+        observe_video,
+        stale_or_missing,
+    )
+    from tests.helpers import build_facebank, run_episode
+
+    logging.disable(logging.INFO)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    (tmp / "dagster_home").mkdir()
+    instance = DagsterInstance.local_temp(str(tmp / "dagster_home"),
+                                          overrides={"telemetry": {"enabled": False}})
+    settings = load_settings(model_pack=pack)
+    build_facebank(LocalStore(tmp / "data"), instance, settings, SHOW, FACEBANK)
+    start = time.perf_counter()
+    run = run_episode(tmp, Path(video), EP_ID, settings=settings, instance=instance)
+    out = {"wall_s": time.perf_counter() - start, "compute_s": sum(
+        instance.get_latest_materialization_event(AssetKey(s)).asset_materialization
+        .metadata["runtime_s"].value for s in STAGES)}
+    changed = settings.with_overrides({"cluster_thresh": settings["cluster_thresh"] + 0.1})
+    defs = build_definitions(changed, data_root=str(run.store.root))
+    start = time.perf_counter()
+    observe_video(run.instance, run.store, run.ep_id)
+    episode_keys = episode_asset_keys(defs)
+    keys = stale_or_missing(defs, run.instance, run.ep_id, episode_keys)
+    keys = [k for k in episode_keys if k in downstream_closure(defs, keys)]
+    defs.resolve_job_def(EPISODE_JOB).execute_in_process(
+        instance=run.instance, partition_key=run.ep_id, asset_selection=keys,
+        run_config=QUIET_LOGS)
+    out["recluster_s"] = time.perf_counter() - start
+    out["recluster_assets"] = [k.path[-1] for k in keys]
+    out["recluster_compute_s"] = sum(
+        run.instance.get_latest_materialization_event(k).asset_materialization
+        .metadata["runtime_s"].value for k in keys)
+    return out
 
 
 # --------------------------------------------------------------------------- observation
@@ -204,84 +274,137 @@ def bench_observation(n: int, video: Path) -> None:
 
 
 # --------------------------------------------------------------------------- parent
-def _print_recluster(p: dict) -> None:
-    compute = sum(p["stages"].values())
-    print(f"re-cluster wall {p['recluster_s']:.2f} s vs full run {p['wall_s']:.2f} s: "
-          f"{100 * p['recluster_s'] / p['wall_s']:.1f}% (target < 5%)")
-    print(f"re-cluster asset compute {p['recluster_compute_s']:.3f} s vs full {compute:.2f} s: "
-          f"{100 * p['recluster_compute_s'] / compute:.2f}%; the rest of the wall time is "
-          "Dagster's fixed per-run cost (run and event records in the instance's SQLite)")
-
-
-def _child(kind: str, video: Path, *extra: str) -> dict:
+def _env(pack: str, device: str, root: Path | None = None) -> dict:
     env = {**os.environ, "SCREENALYTICS_MODEL_ROOT": str(SHARED),
-           "SCREENALYTICS_MODEL_PACK": "ci_pack", "SCREENALYTICS_DEVICE": "cpu",
+           "SCREENALYTICS_MODEL_PACK": pack, "SCREENALYTICS_DEVICE": device,
            "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, str(video), *extra],
+    if root is not None:
+        env.update(SCREENALYTICS_DATA_ROOT=str(root / "data"),
+                   DAGSTER_HOME=str(root / "dagster_home"))
+    return env
+
+
+def _child(kind: str, env: dict, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", kind, *args],
                           env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} child failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_cli(video: Path, pack: str, profile: str, device: str) -> dict:
+    """Wall time and peak RSS of ``screenalytics run VIDEO --profile P`` in a fresh data root
+    (its facebank built first, outside the timing), and the per-stage figures it recorded."""
+    root = Path(tempfile.mkdtemp(prefix=f"bench-{pack}-{profile}-"))
+    env = _env(pack, device, root)
+    _child("facebank", env, str(root), pack, profile)
+    cmd = [sys.executable, "-c", "import sys; from screenalytics_assets.cli import main; "
+           "sys.exit(main(sys.argv[1:]))", "run", str(video), "--ep-id", EP_ID,
+           "--profile", profile]
+    # run under a fresh probe process, so that the peak RSS it reports is this run's own
+    probe = _child("rss", env, json.dumps(cmd))
+    stages = _child("stages", env, str(root))
+    return {"run_s": probe["wall_s"], "peak_rss_mb": probe["peak_rss_mb"],
+            "video_s": stages.pop("duration_s"), "stages": stages, "table": probe["stdout"]}
+
+
+def child_rss(cmd_json: str) -> dict:
+    """Run a command (a JSON list) as this process's only child: its wall time and peak RSS
+    (ru_maxrss of the children)."""
+    cmd = json.loads(cmd_json)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(proc.returncode)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return {"wall_s": wall, "peak_rss_mb": peak, "stdout": proc.stdout[-4000:]}
+
+
+def _print_run(profile: str, r: dict, naive: dict | None) -> None:
+    rate = r["video_s"] / r["run_s"]
+    vs = f", {rate / (naive['video_s'] / naive['wall_s']):.1f}x the naive loop" if naive else ""
+    print(f"  {profile:<9} {r['run_s']:7.2f} s wall  {rate:5.2f}x real time{vs}; "
+          f"peak RSS {r['peak_rss_mb']:.0f} MiB; detector input {r['stages'].get('detector_input')}")
+    for stage in STAGES:
+        st = r["stages"].get(stage)
+        if not st:
+            continue
+        rate_s = f"{st['count'] / max(st['runtime_s'], 1e-9):8.1f} {st['unit']}/s" \
+            if st.get("count") else ""
+        print(f"      {stage:<11} {st['runtime_s']:7.3f} s {rate_s}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--video", type=Path, default=CLIP)
-    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--profiles", default="fast,balanced,accurate",
+                    help="comma-separated settings profiles (default: all three)")
+    ap.add_argument("--packs", default="ci_pack,ci_pack_mbf",
+                    help="comma-separated model packs under ../shared/models")
+    ap.add_argument("--repeat", type=int, default=4,
+                    help="times the 720p clip is repeated (4: 36.7 s)")
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive per-frame loop")
     ap.add_argument("--memory", type=int, default=0, metavar="N",
-                    help="also compare peak memory for the video x1 and xN")
+                    help="also peak RSS of the first profile on the 720p clip x1 and xN")
+    ap.add_argument("--recluster", action="store_true",
+                    help="also time a re-cluster after a cluster_thresh change")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--observe", type=int, default=0, metavar="N",
                     help="only time the episode_video observation of N registered episodes")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.observe:
-        bench_observation(args.observe, args.video)
+        bench_observation(args.observe, CLIP)
         return
     if args.child:
-        kind, video, *extra = args.child
-        result = child_pipeline(video, "recluster" in extra) if kind == "pipeline" \
-            else child_baseline(video)
-        print(json.dumps(result))
+        kind, *cargs = args.child
+        fn = {"facebank": child_facebank, "stages": child_stages, "naive": child_naive,
+              "recluster": child_recluster, "rss": child_rss}[kind]
+        print(json.dumps(fn(*cargs)))
         return
 
     import platform
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"video {args.video.name}; models ci_pack (CPU)")
-    p = _child("pipeline", args.video, "recluster")
-    rate = p["video_s"] / p["wall_s"]
-    print("\n== pipeline (Dagster, every episode asset)")
-    print(f"video {p['video_s']:.1f} s in {p['wall_s']:.2f} s wall: {rate:.2f} video s / wall s")
-    for stage, sec in p["stages"].items():
-        print(f"  {stage:<11} {sec:7.3f} s")
-    print(f"peak RSS {p['peak_rss_mb']:.0f} MiB")
-    print("\n== re-cluster after a cluster_thresh change (materialize stale)")
-    print(f"assets re-run: {', '.join(p['recluster_assets'])}")
-    _print_recluster(p)
-    if not args.skip_baseline:
-        b = _child("baseline", args.video)
-        brate = b["video_s"] / b["wall_s"]
-        print("\n== naive baseline (FaceAnalysis.get() every frame + nearest reference)")
-        print(f"video {b['video_s']:.1f} s in {b['wall_s']:.2f} s: {brate:.2f} video s / wall s; "
-              f"peak RSS {b['peak_rss_mb']:.0f} MiB")
-        print("labelled seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in
-                                               sorted(b["seconds"].items(), key=lambda kv: -kv[1])))
-        print(f"\npipeline / baseline speed: {rate / brate:.2f}x")
+    profiles = [p for p in args.profiles.split(",") if p]
+    packs = [p for p in args.packs.split(",") if p]
+    video = bench_video(args.repeat)
+    load = os.getloadavg()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; device {args.device}")
+    print(f"input: {video} (the Hamilton clip at 1280x720, x{args.repeat})")
+    for pack in packs:
+        print(f"\n== model pack {pack}")
+        naive = None
+        if not args.no_naive:
+            naive = _child("naive", _env(pack, args.device), str(video), pack, args.device)
+            nrate = naive["video_s"] / naive["wall_s"]
+            print(f"  naive     {naive['wall_s']:7.2f} s wall  {nrate:5.2f}x real time "
+                  f"({naive['frames'] / naive['wall_s']:.1f} frames/s); peak RSS "
+                  f"{naive['peak_rss_mb']:.0f} MiB")
+            print("      labelled seconds: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in sorted(naive["seconds"].items(), key=lambda kv: -kv[1])))
+        for profile in profiles:
+            r = run_cli(video, pack, profile, args.device)
+            _print_run(profile, r, naive)
+            if profile == profiles[0]:
+                print("      ONNX Runtime session: " + json.dumps(r["stages"].get("session")))
     if args.memory > 1:
-        with tempfile.TemporaryDirectory() as tmp:
-            long_video = make_long_video(args.video, args.memory, Path(tmp) / "long.mp4")
-            one = p
-            many = _child("pipeline", long_video, "recluster")
-            print(f"\n== peak memory vs length (x1 and x{args.memory})")
-            print(f"x1:  {one['video_s']:7.1f} s video, peak RSS {one['peak_rss_mb']:.0f} MiB, "
-                  f"{one['video_s'] / one['wall_s']:.2f} video s / wall s")
-            print(f"x{args.memory}: {many['video_s']:7.1f} s video, peak RSS "
-                  f"{many['peak_rss_mb']:.0f} MiB, {many['video_s'] / many['wall_s']:.2f} "
-                  "video s / wall s")
-            print(f"peak memory ratio x{args.memory}/x1: "
-                  f"{many['peak_rss_mb'] / one['peak_rss_mb']:.2f}")
-            print(f"\n== re-cluster on the x{args.memory} video")
-            _print_recluster(many)
+        profile, pack = profiles[0], packs[0]
+        print(f"\n== peak memory vs length ({profile}, {pack}, 720p x1 and x{args.memory})")
+        runs = {n: run_cli(bench_video(n), pack, profile, args.device) for n in (1, args.memory)}
+        for n, r in runs.items():
+            print(f"  x{n:<3} {r['video_s']:7.1f} s video, {r['run_s']:7.2f} s wall, peak RSS "
+                  f"{r['peak_rss_mb']:.0f} MiB")
+        print(f"  peak RSS ratio x{args.memory}/x1: "
+              f"{runs[args.memory]['peak_rss_mb'] / runs[1]['peak_rss_mb']:.2f} (goal <= 1.20)")
+    if args.recluster:
+        p = _child("recluster", _env(packs[0], args.device), str(video), packs[0])
+        print(f"\n== re-cluster after a cluster_thresh change ({packs[0]}, balanced)")
+        print(f"  assets re-run: {', '.join(p['recluster_assets'])}")
+        print(f"  re-cluster wall {p['recluster_s']:.2f} s vs full run {p['wall_s']:.2f} s: "
+              f"{100 * p['recluster_s'] / p['wall_s']:.1f}%; asset compute "
+              f"{p['recluster_compute_s']:.3f} s vs {p['compute_s']:.2f} s")
 
 
 if __name__ == "__main__":
