@@ -171,7 +171,7 @@ def test_tracker_keeps_a_moving_face_at_any_stride(stride):
 def test_batched_recognizer_matches_one_by_one_and_keeps_its_dimension():
     """ci_pack_mbf has a dynamic batch: batches give the embeddings of one-by-one calls; its
     vectors are 128-d, ci_pack's 512-d."""
-    from insightface.utils.face_align import norm_crop
+    from screenalytics_assets.core.sampling import align_face
 
     mbf = load_face_models(str(SHARED), "ci_pack_mbf", "cpu")
     ci = load_face_models(str(SHARED), "ci_pack", "cpu")
@@ -180,7 +180,7 @@ def test_batched_recognizer_matches_one_by_one_and_keeps_its_dimension():
     for person in sorted(p for p in FACES.iterdir() if p.is_dir())[:6]:
         image = cv2.imread(str(person / "ref_01.jpg"))
         _, _, kps = detect_faces(mbf.detector, image, 640, 0.5)
-        crops.append(norm_crop(image, kps[0]))
+        crops.append(align_face(image, kps[0]))
     crops = np.stack(crops)
     batched = embed_faces(mbf.recognizer, crops, batch_size=4)
     single = np.concatenate([embed_faces(mbf.recognizer, crops[i:i + 1]) for i in range(6)])
