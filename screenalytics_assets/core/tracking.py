@@ -273,8 +273,6 @@ def _spawning_detection(dets: Detections, pending: list[int], row: int, min_iou:
     """
     if not pending:
         return []
-    import supervision as sv  # loaded by track_detections already; seconds at a cold start
-
     cand = np.asarray(pending)
     ious = sv.box_iou_batch(dets.bbox[row][None], dets.bbox[cand])[0]
     best = int(np.argmax(ious))
