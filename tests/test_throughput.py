@@ -190,14 +190,14 @@ def test_batched_recognizer_matches_one_by_one_and_keeps_its_dimension():
 
 
 def test_facebank_of_another_dimension_is_a_clear_error():
-    from screenalytics_assets.core.cast_links import cast_similarity
+    from screenalytics_assets.core.cast_links import reference_similarity
     from screenalytics_assets.core.facebank import Facebank
 
     rng = np.random.default_rng(0)
     fb = Facebank("show", "ci_pack", ["a"], ["a"], ["a/1.jpg"],
                   rng.normal(size=(1, 512)).astype(np.float32))
     with pytest.raises(ValueError, match="128-d but the facebank .* 512-d .* rebuild"):
-        cast_similarity(rng.normal(size=(2, 128)).astype(np.float32), fb)
+        reference_similarity(rng.normal(size=(2, 128)).astype(np.float32), fb)
 
 
 def test_session_options_are_set_and_reported():
