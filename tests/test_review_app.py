@@ -149,6 +149,18 @@ def assert_thumbnails_load(driver) -> int:
     return len(imgs)
 
 
+def submit(driver, button) -> None:
+    """Click a button that posts a form and wait until the browser has left the page (a click
+    returns before the navigation, and the old page's messages must not be read as the new)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 60).until(EC.staleness_of(old))
+
+
 def wait_rematerialized(driver, timeout: float = REMAT_TIMEOUT) -> None:
     """Wait for the progress panel to hand over to the 'up to date' message."""
     from selenium.webdriver.common.by import By
@@ -177,7 +189,7 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json, docs_copy: bool 
     tracks = sorted(pick[0]["track_ids"] + pick[1]["track_ids"])
     for ident in (a, b):
         driver.find_element(By.CSS_SELECTOR, f"#identity-{ident} input.pick").click()
-    driver.find_element(By.ID, "merge-button").click()
+    submit(driver, driver.find_element(By.ID, "merge-button"))
     assert _wait(lambda: driver.find_elements(By.ID, "progress"), 30), "no progress shown"
     screenshot(driver, tmp_path, "review_progress", docs_copy)
     wait_rematerialized(driver)
@@ -191,7 +203,7 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json, docs_copy: bool 
     button = next(x for x in driver.find_elements(
         By.CSS_SELECTOR, f"#identity-{into} button.suggestion") if x.is_enabled())
     cast = button.get_attribute("data-cast")
-    button.click()
+    submit(driver, button)
     wait_rematerialized(driver)
     assert driver.find_element(By.CSS_SELECTOR, f"#identity-{into} .cast").text == cast
     report = read_json("screentime.json")
@@ -277,7 +289,8 @@ def test_stale_tab_is_refused_and_nothing_is_lost(local_app, browser, tmp_path):
         box = browser.find_element(By.CSS_SELECTOR, f"#identity-{identity} input[name=name]")
         box.clear()
         box.send_keys(name)
-        browser.find_element(By.CSS_SELECTOR, f"#identity-{identity} .rename-button").click()
+        submit(browser, browser.find_element(By.CSS_SELECTOR,
+                                             f"#identity-{identity} .rename-button"))
 
     rename(ids[0], "Tab Two")  # the second tab edits first
     assert _wait(lambda: browser.find_elements(By.ID, "progress"), 30)
@@ -310,7 +323,7 @@ def test_stale_tab_is_refused_and_nothing_is_lost(local_app, browser, tmp_path):
     assert {"Tab Two", "From CLI", "Tab One"} <= {p["name"] for p in report["people"]}
     # undo takes back exactly the last edit
     n = len(json.loads(read_edits(app.store, app.ep_id))["edits"])
-    browser.find_element(By.ID, "undo-button").click()
+    submit(browser, browser.find_element(By.ID, "undo-button"))
     assert _wait(lambda: browser.find_elements(By.ID, "progress"), 30)
     assert len(json.loads(read_edits(app.store, app.ep_id))["edits"]) == n - 1
     wait_rematerialized(browser)
@@ -348,7 +361,7 @@ def test_bad_input_gets_a_clear_message(local_app, browser, tmp_path):
         "return [...document.querySelectorAll('.faces img')].every(i => i.complete && "
         "i.naturalWidth > 0) || null"), 20), "a sampled face did not load"
     screenshot(browser, tmp_path, "review_track")
-    browser.find_element(By.ID, "delete-button").click()
+    submit(browser, browser.find_element(By.ID, "delete-button"))
     assert _wait(lambda: browser.find_elements(By.ID, "progress"), 30)
     browser.get(f"{app.url}/episodes/{app.ep_id}/tracks/{track}")
     body = browser.find_element(By.TAG_NAME, "body").text
