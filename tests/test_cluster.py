@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, RunsFilter
 
@@ -31,6 +30,10 @@ from tests.s3_server import FAKE_AWS_ENV, moto_server, new_bucket
 from tests.synthetic import facebank_photos
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+# the cluster extra (scripts/install.sh test installs it)
+pytest.importorskip("dagster_celery", reason="needs the cluster extra: pip install -e '.[cluster]'")
+psycopg2 = pytest.importorskip("psycopg2")
 
 SHOW = "clus"
 WORKERS = 3
@@ -130,6 +133,15 @@ def _workers_of(instance, run_id) -> dict[str, list[str]]:
 
 
 def test_season_backfill_runs_on_the_workers(world, serial, capsys):
+    # the local cluster keeps its pids and logs under the data root
+    names = ["code_server", "daemon", *(f"worker{i}" for i in range(1, WORKERS + 1))]
+    for name in names:
+        pid = int((world.cluster.pid_dir / f"{name}.pid").read_text())
+        assert world.cluster.running()[name] and pid == world.cluster.state().pids[name]
+        assert (world.cluster.log_dir / f"{name}.log").stat().st_size > 0
+    assert cli_main(["cluster", "status", "--data-root", str(world.cluster.root)]) == 0
+    capsys.readouterr()
+
     backfill_id = _backfill(capsys, 1)
     bf = wait_backfill(world.instance, backfill_id)
     assert bf.status.value == "COMPLETED_SUCCESS", bf.status
