@@ -138,7 +138,8 @@ class LocalCluster:
         runs = instance["concurrency"]["runs"]
         runs["max_concurrent_runs"] = max_runs
         for limit in runs["tag_concurrency_limits"]:
-            limit["limit"] = max_runs
+            if limit["key"] == "dagster/backfill":  # other limits (one run per partition) stay
+                limit["limit"] = max_runs
         instance["concurrency"]["pools"]["default_limit"] = workers
         (self.home / "dagster.yaml").write_text(yaml.safe_dump(instance, sort_keys=False))
 
