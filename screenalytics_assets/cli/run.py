@@ -124,7 +124,8 @@ def _materialize(args, ep_id, settings, overrides, storage, instance,
     damaged = damaged_files(store, defs, ep_id) if args.stale_only else {}
     for asset, found in damaged.items():
         for uri, why in found.items():
-            console.print(f"[yellow]damaged[/] {asset}: {uri}: {why}; re-materializing it")
+            console.print(f"[yellow]damaged[/] {asset}: {uri}: {why}; re-materializing it",
+                          soft_wrap=True)  # file paths stay whole, to copy
     keys = plan_selection(defs, instance, ep_id, overrides, args.stale_only, list(damaged))
     console.print("materializing: " + (", ".join(k.to_user_string() for k in keys) or
                                        "nothing (every asset is up to date)"))
