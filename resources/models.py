@@ -13,10 +13,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnxruntime as ort
+from typing import TYPE_CHECKING
 from dagster import ConfigurableResource
 
 from screenalytics_assets.core.errors import ModelPackError
+
+if TYPE_CHECKING:  # imported where used: onnxruntime takes a second to load, and planning a
+    import onnxruntime as ort  # run (`screenalytics run --stale-only`) needs no model
 
 DEFAULT_MODEL_ROOT = "~/.insightface"
 #: Packs InsightFace publishes and ``ensure_available`` can download.
@@ -54,6 +57,8 @@ def choose_providers(device: str = "auto") -> list[str]:
     Raises:
         ModelPackError: ``cuda`` asked for but onnxruntime has no CUDA provider, or unknown device.
     """
+    import onnxruntime as ort
+
     available = ort.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
@@ -77,7 +82,7 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(intra_op_threads: int = 0) -> tuple[ort.SessionOptions, dict]:
+def session_options(intra_op_threads: int = 0) -> tuple["ort.SessionOptions", dict]:
     """ONNX Runtime session options for the face models, and the same as a plain dict.
 
     - ``graph_optimization_level = ORT_ENABLE_ALL``: constant folding, node fusions and layout
@@ -95,6 +100,8 @@ def session_options(intra_op_threads: int = 0) -> tuple[ort.SessionOptions, dict
     Source: https://onnxruntime.ai/docs/performance/tune-performance/threading.html
     """
     threads = intra_op_threads if intra_op_threads > 0 else available_cores()
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
