@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -224,6 +225,7 @@ def child_recluster(video: str, pack: str) -> dict:
     out["recluster_compute_s"] = sum(
         run.instance.get_latest_materialization_event(k).asset_materialization
         .metadata["runtime_s"].value for k in keys)
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -310,8 +312,11 @@ def run_cli(video: Path, pack: str, profile: str, device: str) -> dict:
            "sys.exit(main(sys.argv[1:]))", "run", str(video), "--ep-id", EP_ID,
            "--profile", profile]
     # run under a fresh probe process, so that the peak RSS it reports is this run's own
-    probe = _child("rss", env, json.dumps(cmd))
-    stages = _child("stages", env, str(root))
+    try:
+        probe = _child("rss", env, json.dumps(cmd))
+        stages = _child("stages", env, str(root))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # the run's data root and Dagster home
     return {"run_s": probe["wall_s"], "peak_rss_mb": probe["peak_rss_mb"],
             "video_s": stages.pop("duration_s"), "stages": stages, "table": probe["stdout"]}
 
