@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import supervision as sv
-from trackers import BaseIoU, ByteTrackTracker
 
 from .detect import Detections
 from .rows import FaceRows
@@ -47,18 +45,33 @@ TRACK_COLUMNS = ("det_index", "frame_idx", "ts", "pts", "bbox", "score", "landma
 MAX_AREA_RATIO = 4.0
 
 
-class ScaleGatedIoU(BaseIoU):
-    """IoU (``supervision.box_iou_batch``), set to 0 between boxes whose areas differ by more than
-    :data:`MAX_AREA_RATIO`; plugged into ``ByteTrackTracker(iou=...)``, the ``trackers`` hook for
-    custom association metrics."""
+def _box_iou(boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+    """IoU matrix [N, M] float of xyxy boxes [N, 4] and [M, 4] (``supervision.box_iou_batch``).
 
-    def _compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
-        iou = sv.box_iou_batch(boxes_1, boxes_2)
-        a1 = (boxes_1[:, 2] - boxes_1[:, 0]) * (boxes_1[:, 3] - boxes_1[:, 1])
-        a2 = (boxes_2[:, 2] - boxes_2[:, 0]) * (boxes_2[:, 3] - boxes_2[:, 1])
-        ratio = np.maximum(a1[:, None], a2[None]) / np.maximum(
-            np.minimum(a1[:, None], a2[None]), 1e-9)
-        return np.where(ratio <= MAX_AREA_RATIO, iou, 0.0)
+    supervision and trackers are imported on first use, not with this module: every artifact
+    codec imports :class:`Track`, and the command line should not pay for them when it only plans
+    a run."""
+    import supervision as sv
+
+    return sv.box_iou_batch(boxes_1, boxes_2)
+
+
+def scale_gated_iou():
+    """A ``trackers`` association metric: IoU (``supervision.box_iou_batch``) set to 0 between
+    boxes whose areas differ by more than :data:`MAX_AREA_RATIO`; plugged into
+    ``ByteTrackTracker(iou=...)``, the ``trackers`` hook for custom association metrics."""
+    from trackers import BaseIoU
+
+    class ScaleGatedIoU(BaseIoU):
+        def _compute(self, boxes_1: np.ndarray, boxes_2: np.ndarray) -> np.ndarray:
+            iou = _box_iou(boxes_1, boxes_2)
+            a1 = (boxes_1[:, 2] - boxes_1[:, 0]) * (boxes_1[:, 3] - boxes_1[:, 1])
+            a2 = (boxes_2[:, 2] - boxes_2[:, 0]) * (boxes_2[:, 3] - boxes_2[:, 1])
+            ratio = np.maximum(a1[:, None], a2[None]) / np.maximum(
+                np.minimum(a1[:, None], a2[None]), 1e-9)
+            return np.where(ratio <= MAX_AREA_RATIO, iou, 0.0)
+
+    return ScaleGatedIoU()
 
 
 @dataclass
@@ -130,6 +143,9 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
+    import supervision as sv
+    from trackers import ByteTrackTracker
+
     rate = fps / stride  # processed frames per second
     order = np.lexsort((np.arange(len(dets)), dets.frame_idx))
     members: dict[tuple[int, int], list[int]] = {}
@@ -147,7 +163,7 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
                 minimum_consecutive_frames=params.min_consecutive_frames,
                 minimum_iou_threshold=params.match_thresh,
                 high_conf_det_threshold=params.track_thresh,
-                iou=ScaleGatedIoU(),
+                iou=scale_gated_iou(),
             )
             pending = []
         sv_dets = sv.Detections(xyxy=dets.bbox[rows].astype(np.float32),
@@ -222,7 +238,7 @@ def _chain(dets: Detections, rows: list[int], max_gap_s: float, min_iou: float
         for tl in open_:
             if dets.frame_idx[tl[-1]] >= dets.frame_idx[r]:
                 continue
-            iou = float(sv.box_iou_batch(dets.bbox[[r]], dets.bbox[[tl[-1]]])[0, 0])
+            iou = float(_box_iou(dets.bbox[[r]], dets.bbox[[tl[-1]]])[0, 0])
             if iou >= best_iou:
                 best, best_iou = tl, iou
         if best is None:
@@ -248,10 +264,10 @@ def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]
             head, tail = members[key][0], members[key][-1]
             if dets.frame_idx[tail] < dets.frame_idx[first]:
                 gap = float(dets.ts[first] - dets.ts[tail])
-                iou = float(sv.box_iou_batch(dets.bbox[[tail]], dets.bbox[[first]])[0, 0])
+                iou = float(_box_iou(dets.bbox[[tail]], dets.bbox[[first]])[0, 0])
             elif dets.frame_idx[last] < dets.frame_idx[head]:
                 gap = float(dets.ts[head] - dets.ts[last])
-                iou = float(sv.box_iou_batch(dets.bbox[[head]], dets.bbox[[last]])[0, 0])
+                iou = float(_box_iou(dets.bbox[[head]], dets.bbox[[last]])[0, 0])
             else:
                 continue
             if gap <= max_gap_s + 1e-6 and iou >= min_iou:
@@ -274,7 +290,7 @@ def _spawning_detection(dets: Detections, pending: list[int], row: int, min_iou:
     if not pending:
         return []
     cand = np.asarray(pending)
-    ious = sv.box_iou_batch(dets.bbox[row][None], dets.bbox[cand])[0]
+    ious = _box_iou(dets.bbox[row][None], dets.bbox[cand])[0]
     best = int(np.argmax(ious))
     if ious[best] < min_iou:
         return []
