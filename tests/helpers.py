@@ -74,3 +74,50 @@ def run_episode(root: Path, video: Path, ep_id: str, settings: Settings | None =
     result = defs.resolve_job_def(EPISODE_JOB).execute_in_process(
         instance=instance, partition_key=ep_id, raise_on_error=raise_on_error)
     return EpisodeRun(root, instance, store, ep_id, settings, result)
+
+
+#: Dagster's stale status of assets per partition, as the UI shows it (public GraphQL schema)
+STALE_STATUS_QUERY = """
+query StaleStatus($keys: [AssetKeyInput!], $partitions: [String!]!) {
+  assetNodes(assetKeys: $keys) {
+    assetKey { path }
+    staleStatusByPartition(partitions: $partitions)
+  }
+}
+"""
+
+
+def dagster_stale_status(instance: DagsterInstance, settings: Settings, data_root: Path,
+                         assets: list[str], partitions: list[str]) -> dict[tuple[str, str], str]:
+    """(asset name, partition) -> Dagster's own stale status (``FRESH``, ``STALE``,
+    ``MISSING``), asked of Dagster's GraphQL API through ``dagster-graphql`` on the instance's
+    folder: an oracle independent of ``staleness.py``, as the UI shows it. The code location is
+    built from the same settings and data root (through the environment, as the daemon does).
+    Takes seconds (it loads the code location in a process of its own)."""
+    from screenalytics_assets.dagster_cli import graphql
+
+    env = {"SCREENALYTICS_PROFILE": settings.profile, "SCREENALYTICS_MODEL_PACK":
+           settings.model_pack, "SCREENALYTICS_SETTINGS": settings.path,
+           "SCREENALYTICS_DATA_ROOT": str(data_root), "STORAGE_BACKEND": "local"}
+    answer = graphql(STALE_STATUS_QUERY, {"keys": [{"path": [a]} for a in assets],
+                                          "partitions": partitions},
+                     instance_dir=instance.root_directory, env=env)
+    assert not answer.get("errors"), answer["errors"]
+    return {(node["assetKey"]["path"][-1], partition): status
+            for node in answer["data"]["assetNodes"]
+            for partition, status in zip(partitions, node["staleStatusByPartition"])}
+
+
+def stale_assets(run: EpisodeRun) -> set[str]:
+    """What ``screenalytics run --stale-only`` would re-run for the run's episode: the stale or
+    missing episode assets (``staleness.stale_or_missing``) and the episode assets downstream."""
+    from screenalytics_assets.staleness import (
+        downstream_closure,
+        episode_asset_keys,
+        stale_or_missing,
+    )
+
+    defs = build_definitions(run.settings, data_root=str(run.store.root))
+    keys = episode_asset_keys(defs)
+    changed = stale_or_missing(defs, run.instance, run.ep_id, keys)
+    return {key.path[-1] for key in downstream_closure(defs, changed) & set(keys)}

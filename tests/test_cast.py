@@ -10,8 +10,6 @@ import cv2
 import numpy as np
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
-from dagster._core.definitions.data_version import StaleStatus
-from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from resources.edits import add_edit, clear_edits, read_edits
 from resources.facebank import add_photos, read_facebank
@@ -23,7 +21,7 @@ from screenalytics_assets.core.screentime import identity_seconds
 from screenalytics_assets.definitions import build_definitions
 from screenalytics_assets.settings import load_settings
 from tests.conftest import FACEBANK, HAMILTON_FRONTAL_SHOT
-from tests.helpers import build_facebank
+from tests.helpers import build_facebank, dagster_stale_status, stale_assets
 from tests.synthetic import SHOTS, person_of_track
 
 LIN, BIDEN, OBAMA = "lin-manuel-miranda", "joe-biden", "barack-obama"
@@ -52,24 +50,15 @@ def seconds_of(run, track_ids) -> float:
                             run.settings["stitch_gap_s"])
 
 
-def stale_status(run, asset: str) -> StaleStatus:
-    defs = build_definitions(run.settings, data_root=str(run.store.root))
-    assets = list(defs.resolve_asset_graph().assets_defs)
-    return get_stale_status_resolver(run.instance, assets).get_status(AssetKey(asset), run.ep_id)
-
-
 def edit(run, op: str, **args):
     """Record one review edit as the CLI does, check that exactly what reads the edits became
     stale, re-materialize only that, and return the new screen-time report."""
     add_edit(run.store, run.ep_id, op, **args)
     record_edits_version(run.instance, run.ep_id, read_edits(run.store, run.ep_id))
-    assert stale_status(run, "cast_links") == StaleStatus.STALE
-    assert stale_status(run, "screentime") == StaleStatus.STALE
-    for upstream in ("detections", "embeddings", "identities"):
-        assert stale_status(run, upstream) == StaleStatus.FRESH, upstream
+    assert stale_assets(run) == {"cast_links", "screentime"}
     result = run.materialize("cast_links", "screentime")
     assert result.success
-    assert stale_status(run, "screentime") == StaleStatus.FRESH
+    assert stale_assets(run) == set()
     return run.load("screentime")
 
 
@@ -254,7 +243,10 @@ def test_review_unlink(review):
 
 @pytest.mark.slow
 def test_observing_sources_picks_up_a_hand_edited_file(review):
-    from dagster._core.definitions.observe import observe
+    """What the UI's "Observe sources" does for identity_edits (a run of an asset job selecting
+    the observable source) records the hand-edited file's version; Dagster itself then shows
+    cast_links and screentime stale, and nothing upstream of them."""
+    from dagster import Definitions, define_asset_job
 
     from resources.dagster_storage import LocalStorageResource
     from screenalytics_assets.assets.cast import identity_edits
@@ -262,14 +254,21 @@ def test_observing_sources_picks_up_a_hand_edited_file(review):
 
     run, links, _ = review
     add_edit(run.store, run.ep_id, "unlink", identity=links.reviewed()[0].identity_id)
-    assert stale_status(run, "cast_links") == StaleStatus.FRESH  # not observed yet
-    observe([identity_edits], instance=run.instance,
-            resources={"storage": LocalStorageResource(data_root=str(run.store.root))})
+    assert stale_assets(run) == set()  # not observed yet
+    observer = Definitions(
+        assets=[identity_edits],
+        jobs=[define_asset_job("observe_edits", selection=[identity_edits.key])],
+        resources={"storage": LocalStorageResource(data_root=str(run.store.root))})
+    assert observer.resolve_job_def("observe_edits").execute_in_process(
+        instance=run.instance).success
     record = run.instance.get_latest_data_version_record(identity_edits.key, True, run.ep_id)
     assert record.asset_observation.tags["dagster/data_version"] == edits_version(
         read_edits(run.store, run.ep_id))
-    assert stale_status(run, "cast_links") == StaleStatus.STALE
-    assert stale_status(run, "screentime") == StaleStatus.STALE
+    assert stale_assets(run) == {"cast_links", "screentime"}
+    statuses = dagster_stale_status(run.instance, run.settings, run.store.root,
+                                    ["cast_links", "screentime", "identities"], [run.ep_id])
+    assert statuses == {("cast_links", run.ep_id): "STALE", ("screentime", run.ep_id): "STALE",
+                        ("identities", run.ep_id): "FRESH"}
 
 
 @pytest.mark.slow
@@ -400,7 +399,7 @@ def test_review_cli_records_an_edit_and_refuses_bad_input(review, monkeypatch, c
     assert "cast_links, screentime are now stale" in capsys.readouterr().out
     (only,) = json.loads(read_edits(run.store, run.ep_id))["edits"]
     assert only["op"] == "rename" and only["name"] == "Lin"
-    assert stale_status(run, "screentime") == StaleStatus.STALE
+    assert stale_assets(run) == {"cast_links", "screentime"}
     assert main(["review", run.ep_id, "merge", "999", str(lin.identity_id)]) == 2
     assert "unknown identity 999" in capsys.readouterr().err
     assert main(["review", "Bad Id", "unlink", "0"]) == 2

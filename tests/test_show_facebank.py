@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from dagster import AssetKey, DagsterInstance
-from dagster._core.definitions.data_version import StaleStatus
 
 from resources.facebank import add_photos
 from resources.storage import LocalStore
@@ -15,7 +14,7 @@ from screenalytics_assets.partitions import register_episode
 from screenalytics_assets.settings import load_settings
 from screenalytics_assets.staleness import stale_or_missing
 from tests.conftest import FACEBANK
-from tests.test_cast import get_stale_status_resolver
+from tests.helpers import dagster_stale_status
 from tests.test_smoke import tiny_clip
 
 pytestmark = pytest.mark.slow  # runs the pipeline on two 1.5 s clips
@@ -41,17 +40,16 @@ def test_rebuilding_one_shows_facebank_marks_only_its_episodes_stale(tmp_path):
             assert defs.resolve_job_def(job).execute_in_process(
                 instance=instance, partition_key=key).success
 
-    def stale(ep: str) -> tuple[bool, bool]:
-        """(ours: staleness.stale_or_missing, Dagster's own resolver, as the UI shows it)"""
-        assets = list(defs.resolve_asset_graph().assets_defs)
-        dagster = get_stale_status_resolver(instance, assets).get_status(CAST_LINKS, ep)
-        return (CAST_LINKS in stale_or_missing(defs, instance, ep, [CAST_LINKS]),
-                dagster == StaleStatus.STALE)
+    def stale() -> dict[str, tuple[bool, bool]]:
+        """ep -> (ours: staleness.stale_or_missing, Dagster's own status as the UI shows it)"""
+        dagster = dagster_stale_status(instance, settings, store.root, ["cast_links"],
+                                       list(EPS.values()))
+        return {ep: (CAST_LINKS in stale_or_missing(defs, instance, ep, [CAST_LINKS]),
+                     dagster[("cast_links", ep)] == "STALE") for ep in EPS.values()}
 
-    assert stale(EPS["showa"]) == stale(EPS["showb"]) == (False, False)
+    assert stale() == {EPS["showa"]: (False, False), EPS["showb"]: (False, False)}
     # a second cast member for show a: its facebank changes, show b's does not
     add_photos(store, "showa", "barack-obama", [FACEBANK / "barack-obama" / "01.jpg"])
     assert defs.resolve_job_def(FACEBANK_JOB).execute_in_process(
         instance=instance, partition_key="showa").success
-    assert stale(EPS["showa"]) == (True, True)
-    assert stale(EPS["showb"]) == (False, False)
+    assert stale() == {EPS["showa"]: (True, True), EPS["showb"]: (False, False)}

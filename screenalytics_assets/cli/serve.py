@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..dagster_cli import CODE_LOCATION, dagster_script
 from .common import add_common_args, data_root, instance_for
 
-CODE_LOCATION = "screenalytics_assets.definitions"
 #: seconds each process group gets to shut down after SIGINT before it is killed
 STOP_GRACE_S = 20.0
 #: seconds the webserver gets to answer before ``serve`` gives up
@@ -57,20 +57,6 @@ def free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def dagster_script(name: str) -> str:
-    """The console script ``name`` installed beside this Python (the same environment)."""
-    import shutil
-
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if not found:
-        from ..core.errors import ScreenalyticsError
-
-        raise ScreenalyticsError(f"{name} is not installed in {sys.prefix}; run "
-                                 "`bash scripts/install.sh` to install dagster-webserver")
-    return found
 
 
 def run(args) -> int:
