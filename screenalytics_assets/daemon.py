@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from sensors.season_rollup import FOLLOWS_TAG
+
 BACKFILL_TAG = "dagster/backfill"
 PARTITION_TAG = "dagster/partition"
 #: Dagster posts a heartbeat from each daemon every 30 s
@@ -53,7 +55,9 @@ class BackfillProgress:
     """A backfill's state. ``status``: Dagster's ``BulkActionStatus`` value (``REQUESTED``,
     ``COMPLETED_SUCCESS``, ``COMPLETED_FAILED``...); ``done``/``failed``/``running``: partition
     keys whose latest run of the backfill succeeded / failed or was canceled / has not ended;
-    ``errors``: partition key -> the failed step and its message."""
+    ``errors``: partition key -> the failed step and its message. ``rollup``: the season key
+    whose roll-up run ``season_rollup_sensor`` launches after the backfill succeeded (it is
+    one of ``partitions``), or None."""
 
     backfill_id: str
     status: str
@@ -62,15 +66,21 @@ class BackfillProgress:
     failed: list[str] = field(default_factory=list)
     running: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    rollup: str | None = None
 
     @property
     def finished(self) -> bool:
-        """The daemon has nothing more to do for this backfill."""
-        return self.status in BACKFILL_DONE
+        """The daemon has nothing more to do for this backfill (nor for its roll-up)."""
+        if self.status not in BACKFILL_DONE:
+            return False
+        if self.rollup and self.status == "COMPLETED_SUCCESS":
+            return self.rollup in self.done or self.rollup in self.failed
+        return True
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "COMPLETED_SUCCESS" and not self.failed
+        return (self.status == "COMPLETED_SUCCESS" and not self.failed
+                and (self.rollup is None or self.rollup in self.done))
 
     def line(self, label: str = "episodes") -> str:
         """``backfill ab12cd: 1/2 episodes done, 1 running, 0 failed (REQUESTED)``."""
@@ -112,9 +122,11 @@ def latest_runs(instance: DagsterInstance, partitions: Iterable[str],
     return latest
 
 
-def backfill_progress(instance: DagsterInstance, backfill_id: str,
-                      partitions: list[str]) -> BackfillProgress:
-    """The state of backfill ``backfill_id`` over ``partitions`` (partition keys), from its runs.
+def backfill_progress(instance: DagsterInstance, backfill_id: str, partitions: list[str],
+                      rollup: str | None = None) -> BackfillProgress:
+    """The state of backfill ``backfill_id`` over ``partitions`` (partition keys), from its runs;
+    ``rollup``: the season key among ``partitions`` whose roll-up run follows the backfill (found
+    by its ``screenalytics/backfill`` tag, see ``sensors.season_rollup``).
 
     Raises:
         KeyError: no backfill with this id in ``instance``.
@@ -122,8 +134,11 @@ def backfill_progress(instance: DagsterInstance, backfill_id: str,
     backfill = instance.get_backfill(backfill_id)
     if backfill is None:
         raise KeyError(f"no backfill {backfill_id!r} in {instance.root_directory}")
-    out = BackfillProgress(backfill_id, backfill.status.value, list(partitions))
-    runs = latest_runs(instance, partitions, {BACKFILL_TAG: backfill_id})
+    out = BackfillProgress(backfill_id, backfill.status.value, list(partitions), rollup=rollup)
+    runs = latest_runs(instance, [k for k in partitions if k != rollup],
+                       {BACKFILL_TAG: backfill_id})
+    if rollup:
+        runs.update(latest_runs(instance, [rollup], {FOLLOWS_TAG: backfill_id}))
     for key in partitions:
         run = runs.get(key)
         if run is None:
@@ -140,9 +155,11 @@ def backfill_progress(instance: DagsterInstance, backfill_id: str,
 
 def wait_for_backfill(instance: DagsterInstance, backfill_id: str, partitions: list[str],
                       on_progress: Callable[[BackfillProgress], None] | None = None,
-                      poll_s: float = 2.0, timeout_s: float | None = None) -> BackfillProgress:
-    """Poll until the backfill is finished (see :attr:`BackfillProgress.finished`); call
-    ``on_progress`` with every state that differs from the one before.
+                      poll_s: float = 2.0, timeout_s: float | None = None,
+                      rollup: str | None = None) -> BackfillProgress:
+    """Poll until the backfill (and its roll-up run, ``rollup``: see :func:`backfill_progress`)
+    is finished (see :attr:`BackfillProgress.finished`); call ``on_progress`` with every state
+    that differs from the one before.
 
     Raises:
         TimeoutError: still not finished after ``timeout_s`` seconds (None: wait for ever).
@@ -150,7 +167,7 @@ def wait_for_backfill(instance: DagsterInstance, backfill_id: str, partitions: l
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last = None
     while True:
-        progress = backfill_progress(instance, backfill_id, partitions)
+        progress = backfill_progress(instance, backfill_id, partitions, rollup)
         state = (progress.status, progress.done, progress.failed, progress.running)
         if on_progress is not None and state != last:
             on_progress(progress)

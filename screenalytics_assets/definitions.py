@@ -7,7 +7,8 @@ Configuration comes from the environment (see the README): ``SCREENALYTICS_DATA_
 ``AWS_ENDPOINT_URL`` / ``SCREENALYTICS_S3_ENDPOINT_URL`` and ``AWS_REGION`` (see
 ``resources.backend``). Sensors: ``SCREENALYTICS_SENSORS=on`` starts the upload sensor and
 ``SCREENALYTICS_AUTOMATION=on`` the automation sensor by default (``screenalytics serve`` sets
-both); ``SCREENALYTICS_SENSOR_INTERVAL_S`` is the least time between two evaluations of each
+both); ``season_rollup_sensor`` (a season's roll-up after its season backfill) always runs.
+``SCREENALYTICS_SENSOR_INTERVAL_S`` is the least time between two evaluations of each sensor
 (seconds, default 30).
 """
 
@@ -28,6 +29,7 @@ from resources.backend import storage_from_env
 from resources.dagster_storage import LocalStorageResource, StorageResource
 from resources.io_managers import ArtifactIOManager
 from resources.models import FaceModelsResource
+from sensors.season_rollup import build_season_rollup_sensor
 from sensors.upload import upload_sensor_for
 
 from .assets.cast import build_cast_assets, identity_edits, show_facebank
@@ -136,7 +138,8 @@ def build_definitions(settings: Settings | None = None, data_root: str | None = 
         asset_checks=ASSET_CHECKS,
         jobs=[episode_job, season_job, facebank_job],
         sensors=[upload_sensor_for(backend, EPISODE_JOB, interval, env_switch(SENSORS_ENV)),
-                 automation_sensor(episode_assets, interval)],
+                 automation_sensor(episode_assets, interval),
+                 build_season_rollup_sensor(SEASON_JOB, interval)],
         # Runs launched by the daemon (sensors, automation, backfills) execute every step in
         # the run's process, as the CLI does: one episode's steps form a chain anyway, and the
         # models load once per run instead of once per step subprocess. The cluster

@@ -117,12 +117,24 @@ def test_backfill_wait_follows_the_daemon_to_the_end(served, clips):
     wait_for(lambda: materialized(served, "screentime", EP2), RUN_TIMEOUT_S,
              f"screentime of {EP2}", served)
     wait_for(lambda: not runs_in_progress(served.instance), 120, "no run in progress", served)
-    result = served.cli("backfill", "--show", "show", "--season", "1", "--wait")
+    # submitted through the running webserver (the cluster's way)
+    result = served.cli("backfill", "--show", "show", "--season", "1", "--wait",
+                        "--webserver", served.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2/2 episodes done, 0 failed, roll-up done [completed_success]" in result.stdout
     (backfill,) = served.instance.get_backfills()
     assert backfill.status.value == "COMPLETED_SUCCESS"
     assert materialized(served, "season_screentime", SEASON)
+    # the roll-up ran after the episodes, launched once by the roll-up sensor
+    (rollup,) = [r for r in served.instance.get_runs()
+                 if r.tags.get("screenalytics/backfill") == backfill.backfill_id]
+    assert rollup.tags["dagster/sensor_name"] == "season_rollup_sensor"
+    assert rollup.tags["dagster/partition"] == SEASON
+    episode_ends = [served.instance.get_run_record_by_id(r.run_id).end_time
+                    for r in served.instance.get_runs()
+                    if r.tags.get("dagster/backfill") == backfill.backfill_id]
+    assert min(episode_ends) and served.instance.get_run_record_by_id(
+        rollup.run_id).start_time >= max(episode_ends)
     for ep in (EP1, EP2):
         assert any(r.tags.get("dagster/backfill") == backfill.backfill_id
                    for r in runs_of(served.instance, ep)), ep

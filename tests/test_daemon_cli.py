@@ -11,6 +11,7 @@ from screenalytics_assets.daemon import daemon_alive, failed_partitions
 from screenalytics_assets.definitions import EPISODE_JOB, build_definitions
 from screenalytics_assets.partitions import register_episode
 from screenalytics_assets.settings import load_settings
+from sensors.season_rollup import ROLLUP_TAG
 
 EPS = ["show-s03e01", "show-s03e02", "show-s03e03"]
 
@@ -31,6 +32,7 @@ def test_backfill_without_a_daemon_says_how_to_start_one(cli_env, capsys):
     assert "no dagster-daemon is running" in err and "screenalytics serve" in err
     (backfill,) = instance.get_backfills()
     assert targets(backfill, "screentime") == set(EPS[:2])
+    assert backfill.title == "Season show-s03"
 
 
 def test_failed_only_resubmits_the_partitions_whose_last_run_failed(cli_env, capsys):
@@ -47,7 +49,9 @@ def test_failed_only_resubmits_the_partitions_whose_last_run_failed(cli_env, cap
     assert "1 episodes (show-s03e02), then the season roll-up" in capsys.readouterr().out
     (backfill,) = instance.get_backfills()
     assert targets(backfill, "detections") == targets(backfill, "screentime") == {EPS[1]}
-    assert targets(backfill, "season_screentime") == {"show-s03"}
+    # the roll-up follows the backfill (season_rollup_sensor), for this season only
+    assert backfill.tags[ROLLUP_TAG] == "show-s03"
+    assert AssetKey("season_screentime") not in backfill.asset_selection
     # a season where nothing failed: nothing is submitted
     register_episode(instance, "show-s04e01")
     assert cli_main(["backfill", "--show", "show", "--season", "4", "--failed-only"]) == 0
@@ -73,11 +77,43 @@ def test_sensor_switches_and_interval_come_from_the_environment(cli_env, monkeyp
     monkeypatch.delenv("SCREENALYTICS_AUTOMATION", raising=False)
     monkeypatch.delenv("SCREENALYTICS_SENSOR_INTERVAL_S", raising=False)
     stopped = DefaultSensorStatus.STOPPED
+    running = DefaultSensorStatus.RUNNING
+    # the roll-up sensor always runs: it acts only on season backfills a user submitted
     assert sensors() == {"local_video_sensor": (stopped, 30),
-                         "screenalytics_automation": (stopped, 30)}
+                         "screenalytics_automation": (stopped, 30),
+                         "season_rollup_sensor": (running, 30)}
     monkeypatch.setenv("SCREENALYTICS_SENSORS", "on")
     monkeypatch.setenv("SCREENALYTICS_AUTOMATION", "on")
     monkeypatch.setenv("SCREENALYTICS_SENSOR_INTERVAL_S", "7")
-    running = DefaultSensorStatus.RUNNING
     assert sensors() == {"local_video_sensor": (running, 7),
-                         "screenalytics_automation": (running, 7)}
+                         "screenalytics_automation": (running, 7),
+                         "season_rollup_sensor": (running, 7)}
+
+
+def test_rollup_follows_only_a_season_backfill_that_succeeded():
+    from sensors.season_rollup import BackfillState, rollup_requests
+
+    states = [
+        BackfillState("a", "COMPLETED_SUCCESS", {ROLLUP_TAG: "show-s01"}),
+        BackfillState("b", "COMPLETED_FAILED", {ROLLUP_TAG: "show-s02"}),
+        BackfillState("c", "REQUESTED", {ROLLUP_TAG: "show-s03"}),
+        BackfillState("d", "COMPLETED_SUCCESS", {}),  # --no-rollup, or not a season backfill
+        BackfillState("e", "CANCELED", {ROLLUP_TAG: "show-s05"}),
+    ]
+    (request,) = rollup_requests(states)
+    assert request.partition_key == "show-s01"
+    assert request.run_key == "rollup-a"  # the daemon never launches a run key twice
+    assert request.tags == {"screenalytics/backfill": "a"}
+
+
+def test_backfill_through_an_unreachable_webserver_fails_clearly(cli_env, capsys):
+    from screenalytics_assets.cluster.local import free_port
+
+    instance = DagsterInstance.from_config(str(cli_env / "dagster_home"))
+    register_episode(instance, EPS[0])
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert cli_main(["backfill", "--show", "show", "--season", "3", "--webserver", url]) == 2
+    err = capsys.readouterr().err
+    assert f"could not submit the backfill: the Dagster webserver at {url} did not answer" in err
+    assert "Traceback" not in err
+    assert instance.get_backfills() == []

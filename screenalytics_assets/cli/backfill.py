@@ -25,6 +25,9 @@ def register(sub) -> None:
     p.add_argument("--failed-only", action="store_true",
                    help="submit only the partitions whose last run failed (and the roll-up "
                         "when any episode is re-run)")
+    p.add_argument("--webserver", metavar="URL",
+                   help="submit through this running Dagster webserver (e.g. the cluster's "
+                        "http://host:3000); default: straight to the instance")
     add_common_args(p)
     p.set_defaults(func=run)
 
@@ -53,7 +56,7 @@ def run(args) -> int:
             print(f"{key}: no episode's last run failed; nothing submitted")
             return 0
     bf = submit_season_backfill(instance, defs, args.show, args.season, include_rollup=rollup,
-                                only=only)
+                                only=only, webserver_url=args.webserver)
     what = f"{len(bf.episodes)} episodes ({', '.join(bf.episodes)})" if bf.episodes \
         else "no episodes"
     print(f"backfill {bf.backfill_id}: {bf.season}, {what}"
@@ -95,7 +98,8 @@ def follow(instance, bf, rollup: bool) -> int:
         print(f"\r{line:<78}" if tty else line, end="" if tty else "\n", flush=True)
 
     try:
-        result = wait_for_backfill(instance, bf.backfill_id, partitions, show)
+        result = wait_for_backfill(instance, bf.backfill_id, partitions, show,
+                                   rollup=bf.rollup_after)
     except KeyboardInterrupt:
         print(f"\nstopped following; backfill {bf.backfill_id} goes on in the daemon")
         return 130
