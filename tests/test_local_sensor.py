@@ -21,7 +21,8 @@ def test_local_sensor_ticks(tmp_path, monkeypatch):
     instance = DagsterInstance.local_temp(str(tmp_path / "home"),
                                           overrides={"telemetry": {"enabled": False}})
     defs = build_definitions(load_settings(profile="fast"), data_root=str(root))
-    assert {s.name for s in defs.sensors} == {"local_video_sensor", "screenalytics_automation"}
+    assert {s.name for s in defs.sensors} == {"local_video_sensor", "screenalytics_automation",
+                                            "season_rollup_sensor"}
     sensor = defs.resolve_sensor_def("local_video_sensor")
 
     def tick(cursor):
