@@ -40,7 +40,7 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
 
 #: Per-asset code revision: bump it when an asset's algorithm changes its output.
 CODE_REVISIONS: dict[str, str] = {
-    "detections": "2",
+    "detections": "3",
     "tracks": "2",
     "faces": "1",
     "embeddings": "1",
@@ -154,7 +154,8 @@ SCHEMA: dict[str, SettingSpec] = {
     "fps": SettingSpec(float, 0, 240, "frames per second; 0 reads the rate from the container"),
     "det_thresh": SettingSpec(float, 0, 1, "minimum SCRFD score", lo_open=True),
     # SCRFD's feature strides are 8, 16 and 32: its input side must divide by 32
-    "det_size": SettingSpec(int, 160, 2048, "detector input side in pixels", multiple_of=32),
+    "det_size": SettingSpec(int, 160, 2048, "largest detector input side in pixels; a smaller "
+                            "frame keeps its own size", multiple_of=32),
     "scene_threshold": SettingSpec(float, 0, 255, "PySceneDetect content threshold",
                                    lo_open=True),
     "min_scene_len_s": SettingSpec(float, 0, 60, "shortest shot in seconds"),

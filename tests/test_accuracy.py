@@ -231,6 +231,19 @@ def test_accurate_profile_completes_and_is_as_good(tmp_path, hamilton_run):
     got = _check_real_clip(run)
     balanced = hamilton_run.load("screentime").cast_seconds()
     assert set(got) == set(balanced)
+    # per person at least as good: the far shot of Alex Lacamoire (a 24-px face in shot 0) that
+    # balanced links is linked too, and nobody gains or loses more than 0.1 s
+    assert balanced[ALEX] > 0.5, balanced
+    assert got[ALEX] >= balanced[ALEX] - 1e-6, (got, balanced)
+    for cast_id in (LIN, OBAMA):
+        assert got[cast_id] == pytest.approx(balanced[cast_id], abs=0.1), (cast_id, got, balanced)
+    # every identity linked to him is the one of his far shot (shot 0, left of the frame)
+    tracks = {t.track_id: t for t in run.load("tracks").tracks}
+    for ident in run.load("cast_links").reviewed():
+        if ident.cast_id == ALEX:
+            shot_0_left = [tracks[t].shot_id == 0 and float(tracks[t].bbox[:, 2].max()) < 160
+                           for t in ident.track_ids]
+            assert all(shot_0_left), (ident.identity_id, ident.track_ids)
 
 
 @pytest.mark.slow

@@ -32,7 +32,9 @@ from tests.conftest import FACES, HAMILTON, HAMILTON_CUTS, REPO, SHARED
 @pytest.mark.parametrize("size,det,expected", [
     ((1280, 720), 640, (640, 384)),   # 16:9 -> 640x360, short side up to a multiple of 32
     ((1920, 1080), 480, (480, 288)),
-    ((640, 360), 960, (960, 544)),
+    ((640, 360), 960, (640, 384)),   # never enlarged: the frame's own size is the largest
+    ((1280, 720), 960, (960, 544)),
+    ((300, 200), 640, (320, 224)),   # ... rounded up to a multiple of 32
     ((720, 1280), 640, (384, 640)),   # portrait
     ((640, 640), 640, (640, 640)),
     ((4000, 100), 640, (640, 32)),    # never below one stride-32 cell
