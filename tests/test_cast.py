@@ -219,15 +219,31 @@ def test_review_link(review):
 
 
 @pytest.mark.slow
-def test_review_link_takes_cast_member_from_other_identity(review):
+def test_review_link_is_many_to_one_but_never_for_people_on_screen_together(review):
     run, links, before = review
     lin = identity_of(links, frontal_track(run))
-    other = next(i for i in links.reviewed() if i.cast_id is None)
-    after = edit(run, "link", identity=other.identity_id, cast_id=LIN)
-    assert row_of(after, other.identity_id).cast_id == LIN
+    spans = {t.track_id: (t.start_frame, t.end_frame) for t in run.load("tracks").tracks}
+
+    def together(a, b) -> bool:
+        return any(s0 <= e1 and s1 <= e0 for s0, e0 in (spans[t] for t in a.track_ids)
+                   for s1, e1 in (spans[t] for t in b.track_ids))
+
+    unlinked = [i for i in links.reviewed() if i.cast_id is None]
+    apart = next(i for i in unlinked if not together(i, lin))
+    # a second identity of Lin, never on screen with the first: both are Lin
+    after = edit(run, "link", identity=apart.identity_id, cast_id=LIN)
+    assert row_of(after, apart.identity_id).cast_id == LIN
+    assert row_of(after, lin.identity_id).cast_id == LIN
+    assert after.cast_seconds()[LIN] == pytest.approx(
+        row_of(before, lin.identity_id).seconds + row_of(before, apart.identity_id).seconds,
+        abs=1e-3)
+    # an identity on screen with the first Lin takes Lin from it (two people at once)
+    beside = next(i for i in links.reviewed() if i.identity_id != lin.identity_id
+                  and together(i, lin) and not together(i, apart))
+    after = edit(run, "link", identity=beside.identity_id, cast_id=LIN)
+    assert row_of(after, beside.identity_id).cast_id == LIN
     assert row_of(after, lin.identity_id).cast_id is None
-    assert after.cast_seconds()[LIN] == pytest.approx(row_of(before, other.identity_id).seconds,
-                                                      abs=1e-3)
+    assert row_of(after, apart.identity_id).cast_id == LIN
 
 
 @pytest.mark.slow

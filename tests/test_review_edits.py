@@ -77,3 +77,27 @@ def test_undo_removes_the_last_edit_only(store):
     assert removed["op"] == "rename" and data is None and read_edits(store, EP) is None
     with pytest.raises(ReviewError, match="no review edit to undo"):
         undo_last_edit(store, EP)
+
+
+def test_a_manual_link_is_many_to_one_except_for_identities_on_screen_together():
+    from screenalytics_assets.core.cast_links import IdentityLink
+    from screenalytics_assets.core.review import apply_edits
+
+    spans = {0: (0, 10), 1: (20, 30), 2: (5, 25)}
+    identities = [(0, [0]), (1, [1]), (2, [2])]
+    links = [IdentityLink(0, "lin", 0.6), IdentityLink(1, None, None),
+             IdentityLink(2, None, None)]
+
+    def link(identity: int) -> dict:
+        return {"op": "link", "cast_id": "lin",
+                "identity": {"identity_id": identity, "tracks": [[identity, *spans[identity]]]}}
+
+    # identity 1 (frames 20-30) is never on screen with identity 0 (0-10): both are lin
+    result = apply_edits(identities, links, [link(1)], spans)
+    assert [i.cast_id for i in result.identities] == ["lin", "lin", None]
+    assert [i.link_source for i in result.identities] == ["auto", "manual", None]
+    # identity 2 (5-25) is on screen with both: linking it takes lin from both
+    result = apply_edits(identities, links, [link(1), link(2)], spans)
+    assert [i.cast_id for i in result.identities] == [None, None, "lin"]
+    assert result.applied[-1]["summary"] == ("identity 2 linked to lin (unlinked from identity "
+                                             "0, 1: on screen at the same time)")

@@ -9,8 +9,11 @@ in order:
 ``move_track``            move one track to another identity
 ``delete_track``          drop one track (a false detection, a poster, a photo on screen)
 ``link`` / ``unlink``     set / clear the identity's cast member (a manual decision that wins
-                          over the automatic link; linking takes the cast member from any other
-                          identity, since a cast member is one identity)
+                          over the automatic link). Several identities may be one cast member
+                          (a frontal and a profile cluster of one person), as in automatic
+                          linking; but two identities on screen at the same time are two
+                          people, so linking takes the cast member from any other identity
+                          whose tracks overlap this one's in time
 ========================  ====================================================================
 
 Edits must survive a re-run of clustering, which renumbers identities, so an edit does not name an
@@ -224,6 +227,15 @@ class _NotApplicable(Exception):
     pass
 
 
+def on_screen_together(tracks_a: list[int], tracks_b: list[int], spans: dict[int, Span]) -> bool:
+    """True when a track of one identity and a track of the other overlap in time (their
+    ``[start_frame, end_frame]`` spans intersect): two people, never one cast member (the rule of
+    automatic linking, ``cast_links.identity_conflicts``, on frame spans)."""
+    a = [spans[t] for t in tracks_a if t in spans]
+    b = [spans[t] for t in tracks_b if t in spans]
+    return any(s0 <= e1 and s1 <= e0 for s0, e0 in a for s1, e1 in b)
+
+
 def _resolve(state: dict[int, ReviewedIdentity], anchor: dict, spans: dict[int, Span]
              ) -> ReviewedIdentity:
     valid = {t for t, a, b in anchor["tracks"] if spans.get(t) == (a, b)}
@@ -297,11 +309,14 @@ def _apply_one(state, e, spans, cast_ids) -> str:
         cast = e["cast_id"]
         if cast_ids is not None and cast not in cast_ids:
             raise _NotApplicable(f"cast member {cast!r} is not in the show's facebank")
-        note = ""
+        taken = []
         for other in state.values():
-            if other is not ident and other.cast_id == cast:
+            if other is not ident and other.cast_id == cast \
+                    and on_screen_together(ident.track_ids, other.track_ids, spans):
                 other.cast_id, other.link_source, other.score = None, None, None
-                note = f" (unlinked from identity {other.identity_id})"
+                taken.append(str(other.identity_id))
+        note = (f" (unlinked from identity {', '.join(taken)}: on screen at the same time)"
+                if taken else "")
         ident.cast_id, ident.link_source = cast, "manual"
         ident.score = next((s["score"] for s in ident.suggestions if s["cast_id"] == cast), None)
         return f"identity {ident.identity_id} linked to {cast}{note}"
