@@ -34,8 +34,9 @@ class FaceModels:
         pack: pack name. root: model root. detector: InsightFace detection model.
         recognizer: InsightFace recognition model. provider: ONNX Runtime execution provider.
         embedding_dim: length of the recognizer's output vector.
-        session_options: the ONNX Runtime session options every model of the pack was created
-            with (see :func:`session_options`), for materialization metadata.
+        session_options: the ONNX Runtime session options of the detector (see
+            :func:`session_options`), for materialization metadata.
+        recognizer_session_options: the same for the recognizer.
     """
 
     pack: str
@@ -45,6 +46,7 @@ class FaceModels:
     provider: str
     embedding_dim: int
     session_options: dict = field(default_factory=dict)
+    recognizer_session_options: dict = field(default_factory=dict)
 
 
 _CACHE: dict[tuple[str, str, str, int], FaceModels] = {}
@@ -82,7 +84,8 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(intra_op_threads: int = 0) -> tuple["ort.SessionOptions", dict]:
+def session_options(intra_op_threads: int = 0, allow_spinning: bool = False
+                    ) -> tuple["ort.SessionOptions", dict]:
     """ONNX Runtime session options for the face models, and the same as a plain dict.
 
     - ``graph_optimization_level = ORT_ENABLE_ALL``: constant folding, node fusions and layout
@@ -94,8 +97,12 @@ def session_options(intra_op_threads: int = 0) -> tuple["ort.SessionOptions", di
       threads wait on the queue when it is full, so the detector can use every core.
     - ``execution_mode = ORT_SEQUENTIAL`` and ``inter_op_num_threads = 1``: the SCRFD and ArcFace
       graphs are chains, parallel branches gain nothing.
-    - ``session.intra_op.allow_spinning = 0``: idle ORT threads sleep instead of spinning, so they
-      do not take a core from the decode thread between two frames.
+    - ``session.intra_op.allow_spinning``: whether idle ORT threads spin before they sleep.
+      Off for the detector: it shares the cores with the decode thread, which spinning threads
+      would starve between two frames. On for the recognizer: nothing else runs while faces are
+      embedded, and waking sleeping threads for each small batch-1 call costs more than the
+      model itself on a few cores (measured with ``benchmarks/bench.py``: embeddings 22 % faster
+      with ci_pack on 2 cores; the detector 13 % slower with it on).
 
     Source: https://onnxruntime.ai/docs/performance/tune-performance/threading.html
     """
@@ -107,10 +114,11 @@ def session_options(intra_op_threads: int = 0) -> tuple["ort.SessionOptions", di
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  "1" if allow_spinning else "0")
     return opts, {"graph_optimization_level": "ORT_ENABLE_ALL", "execution_mode": "ORT_SEQUENTIAL",
                   "intra_op_num_threads": threads, "inter_op_num_threads": 1,
-                  "intra_op_allow_spinning": False}
+                  "intra_op_allow_spinning": allow_spinning}
 
 
 def pack_dir(root: str, pack: str) -> Path:
@@ -169,19 +177,17 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
         path = _ensure_pack(root, pack)
         from insightface.model_zoo import get_model
 
-        opts, opts_dict = session_options(intra_op_threads)
+        # InsightFace tells a model's task only once its session exists: every file is loaded
+        # with the recognizer's options, then the detector (the smaller file in every pack)
+        # again with its own (see session_options).
+        opts, rec_dict = session_options(intra_op_threads, allow_spinning=True)
+        det_opts, det_dict = session_options(intra_op_threads, allow_spinning=False)
         detector = recognizer = None
         for onnx_file in sorted(glob.glob(str(path / "*.onnx"))):
-            try:
-                model = get_model(onnx_file, providers=providers, sess_options=opts)
-            except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-                raise ModelPackError(
-                    f"cannot load model file {onnx_file} of pack {pack!r} ({exc}); the file is "
-                    "corrupted or not an ONNX model: replace it with the pack's original file"
-                ) from exc
+            model = _load_model(get_model, onnx_file, pack, providers, opts)
             task = getattr(model, "taskname", None)
             if task == "detection" and detector is None:
-                detector = model
+                detector = _load_model(get_model, onnx_file, pack, providers, det_opts)
             elif task == "recognition" and recognizer is None:
                 recognizer = model
         if detector is None or recognizer is None:
@@ -195,9 +201,23 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
         recognizer.prepare(ctx_id=ctx)
         dim = int(recognizer.session.get_outputs()[0].shape[-1])
         models = FaceModels(pack, str(root), detector, recognizer,
-                            detector.session.get_providers()[0], dim, opts_dict)
+                            detector.session.get_providers()[0], dim, det_dict, rec_dict)
         _CACHE[key] = models
         return models
+
+
+def _load_model(get_model, onnx_file: str, pack: str, providers: list[str], opts):
+    """``insightface.model_zoo.get_model`` on one file of the pack.
+
+    Raises:
+        ModelPackError: the file is not a valid ONNX model.
+    """
+    try:
+        return get_model(onnx_file, providers=providers, sess_options=opts)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise ModelPackError(
+            f"cannot load model file {onnx_file} of pack {pack!r} ({exc}); the file is "
+            "corrupted or not an ONNX model: replace it with the pack's original file") from exc
 
 
 class FaceModelsResource(ConfigurableResource):

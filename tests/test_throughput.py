@@ -209,6 +209,12 @@ def test_session_options_are_set_and_reported():
     assert opts["intra_op_num_threads"] >= 1
     assert m.detector.session.get_session_options().intra_op_num_threads == \
         opts["intra_op_num_threads"]
+    # the detector's threads sleep (the decode thread needs the cores); the recognizer's spin
+    spinning = "session.intra_op.allow_spinning"
+    assert m.detector.session.get_session_options().get_session_config_entry(spinning) == "0"
+    assert m.recognizer.session.get_session_options().get_session_config_entry(spinning) == "1"
+    assert not opts["intra_op_allow_spinning"]
+    assert m.recognizer_session_options["intra_op_allow_spinning"]
 
 
 def test_cli_starts_without_dagster_models_or_scientific_libraries():

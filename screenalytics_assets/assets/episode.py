@@ -175,7 +175,7 @@ def embeddings_asset(settings: Settings) -> AssetsDefinition:
         stage_metadata(
             context, settings, "embeddings", s, config, t["seconds"], faces=len(vectors),
             dim=int(vectors.shape[1]), model_pack=m.pack, execution_provider=m.provider,
-            onnxruntime_session=MetadataValue.json(m.session_options),
+            onnxruntime_session=MetadataValue.json(m.recognizer_session_options),
             faces_per_second=round(len(vectors) / max(t["seconds"], 1e-9), 1))
         return FaceEmbeddings(faces.samples.face_id, faces.samples.track_id, vectors, m.pack)
 
