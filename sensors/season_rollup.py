@@ -8,8 +8,9 @@ the episodes would roll up every season). So the backfill carries the tag
 ``screenalytics/rollup=<season>``, and this sensor requests one run of the season job for that
 season once the backfill has completed with every run successful:
 
-* ``run_key = "rollup-{backfill_id}"``: Dagster's sensor daemon never launches a run key twice,
-  so a backfill gets one roll-up, however many ticks see it;
+* the cursor holds the backfills whose roll-up was requested, and ``run_key =
+  "rollup-{backfill_id}"`` (Dagster's sensor daemon never launches a run key twice) makes sure of
+  it: a backfill gets one roll-up, however many ticks see it;
 * a backfill that ended with failures, was canceled, or is still running requests nothing (the
   episodes are not all there); ``screenalytics backfill --failed-only`` submits the failed
   episodes again, with the roll-up;
@@ -22,6 +23,7 @@ The scan (:func:`rollup_requests`) is pure; only the tick reads the instance.
 # No ``from __future__ import annotations``: Dagster reads the sensor's parameters from their
 # annotations.
 
+import json
 from dataclasses import dataclass
 
 from dagster import (
@@ -29,6 +31,7 @@ from dagster import (
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     sensor,
 )
@@ -57,13 +60,25 @@ def rollup_key(backfill_id: str) -> str:
     return f"rollup-{backfill_id}"
 
 
-def rollup_requests(backfills: list[BackfillState]) -> list[RunRequest]:
-    """One season-job run request per backfill that asked for a roll-up (``ROLLUP_TAG``) and
-    completed with every run successful (status ``COMPLETED_SUCCESS``)."""
+def rollup_requests(backfills: list[BackfillState], handled: set[str] = frozenset()
+                    ) -> list[RunRequest]:
+    """One season-job run request per backfill that asked for a roll-up (``ROLLUP_TAG``),
+    completed with every run successful (status ``COMPLETED_SUCCESS``) and is not in
+    ``handled`` (backfill ids whose roll-up was requested by an earlier tick)."""
     return [RunRequest(run_key=rollup_key(b.backfill_id), partition_key=b.tags[ROLLUP_TAG],
                        tags={FOLLOWS_TAG: b.backfill_id})
             for b in backfills
-            if b.tags.get(ROLLUP_TAG) and b.status == "COMPLETED_SUCCESS"]
+            if b.tags.get(ROLLUP_TAG) and b.status == "COMPLETED_SUCCESS"
+            and b.backfill_id not in handled]
+
+
+def next_cursor(backfills: list[BackfillState], handled: set[str],
+                requests: list[RunRequest]) -> str:
+    """The cursor after a tick: JSON list of the handled backfill ids still among
+    ``backfills`` (the recent ones), with those of this tick's ``requests``."""
+    recent = {b.backfill_id for b in backfills}
+    done = (handled & recent) | {r.tags[FOLLOWS_TAG] for r in requests}
+    return json.dumps(sorted(done))
 
 
 def build_season_rollup_sensor(job_name: str, minimum_interval_seconds: int = 30
@@ -81,10 +96,12 @@ def build_season_rollup_sensor(job_name: str, minimum_interval_seconds: int = 30
         # status and tags are read by attribute: Dagster's backfill type is not public API
         states = [BackfillState(b.backfill_id, b.status.value, dict(b.tags))
                   for b in context.instance.get_backfills(limit=RECENT_BACKFILLS)]
-        requests = rollup_requests(states)
+        handled = set(json.loads(context.cursor)) if context.cursor else set()
+        requests = rollup_requests(states, handled)
+        cursor = next_cursor(states, handled, requests)
         if not requests:
-            yield SkipReason("no season backfill waiting for its roll-up")
-            return
-        yield from requests
+            return SensorResult(skip_reason=SkipReason(
+                "no season backfill waiting for its roll-up"), cursor=cursor)
+        return SensorResult(run_requests=requests, cursor=cursor)
 
     return season_rollup_sensor

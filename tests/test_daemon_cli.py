@@ -4,7 +4,9 @@ partitions whose last run failed; ``serve`` refuses bad settings before starting
 
 from __future__ import annotations
 
-from dagster import AssetKey, DagsterInstance
+import json
+
+from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from screenalytics_assets.cli import main as cli_main
 from screenalytics_assets.daemon import daemon_alive, failed_partitions
@@ -33,6 +35,12 @@ def test_backfill_without_a_daemon_says_how_to_start_one(cli_env, capsys):
     (backfill,) = instance.get_backfills()
     assert targets(backfill, "screentime") == set(EPS[:2])
     assert backfill.title == "Season show-s03"
+    # the roll-up sensor waits for the backfill to complete
+    defs = build_definitions(load_settings(profile="fast"), data_root=str(cli_env / "data"))
+    with build_sensor_context(instance=instance, definitions=defs) as ctx:
+        tick = defs.resolve_sensor_def("season_rollup_sensor").evaluate_tick(ctx)
+    assert not tick.run_requests and "waiting for its roll-up" in tick.skip_message
+    assert tick.cursor == "[]"
 
 
 def test_failed_only_resubmits_the_partitions_whose_last_run_failed(cli_env, capsys):
@@ -91,7 +99,7 @@ def test_sensor_switches_and_interval_come_from_the_environment(cli_env, monkeyp
 
 
 def test_rollup_follows_only_a_season_backfill_that_succeeded():
-    from sensors.season_rollup import BackfillState, rollup_requests
+    from sensors.season_rollup import BackfillState, next_cursor, rollup_requests
 
     states = [
         BackfillState("a", "COMPLETED_SUCCESS", {ROLLUP_TAG: "show-s01"}),
@@ -104,6 +112,11 @@ def test_rollup_follows_only_a_season_backfill_that_succeeded():
     assert request.partition_key == "show-s01"
     assert request.run_key == "rollup-a"  # the daemon never launches a run key twice
     assert request.tags == {"screenalytics/backfill": "a"}
+    # the next tick's cursor remembers it; a handled backfill that is no longer recent is
+    # forgotten
+    cursor = next_cursor(states, {"gone"}, [request])
+    assert json.loads(cursor) == ["a"]
+    assert rollup_requests(states, set(json.loads(cursor))) == []
 
 
 def test_backfill_through_an_unreachable_webserver_fails_clearly(cli_env, capsys):
