@@ -208,7 +208,12 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json, docs_copy: bool 
     assert driver.find_element(By.CSS_SELECTOR, f"#identity-{into} .cast").text == cast
     report = read_json("screentime.json")
     track_objs = {t["track_id"]: t for t in app_tracks(read_json)}
-    expected = identity_seconds_of(track_objs, tracks, report["duration_s"])
+    # linking is many-to-one: the cast member's time is the union of every identity linked to
+    # it (the merged one, and any other not on screen at the same time)
+    linked = [i for i in read_json("cast_links.json")["identities"] if i["cast_id"] == cast]
+    assert into in {i["identity_id"] for i in linked}
+    cast_tracks = sorted(t for i in linked for t in i["track_ids"])
+    expected = identity_seconds_of(track_objs, cast_tracks, report["duration_s"])
     assert report["cast"][cast] == pytest.approx(expected, abs=2e-3)
     row = next(p for p in report["people"] if p["identity_id"] == into)
     assert row["cast_id"] == cast and row["n_tracks"] == len(tracks)
