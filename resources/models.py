@@ -101,8 +101,8 @@ def session_options(intra_op_threads: int = 0, allow_spinning: bool = False
       Off for the detector: it shares the cores with the decode thread, which spinning threads
       would starve between two frames. On for the recognizer: nothing else runs while faces are
       embedded, and waking sleeping threads for each small batch-1 call costs more than the
-      model itself on a few cores (measured with ``benchmarks/bench.py``: embeddings 22 % faster
-      with ci_pack on 2 cores; the detector 13 % slower with it on).
+      model itself on a few cores (measured on 2 cores: ci_pack's recognizer 9.1 -> 7.2 ms per
+      face; the detector 13 % slower in ``benchmarks/bench.py`` with spinning on).
 
     Source: https://onnxruntime.ai/docs/performance/tune-performance/threading.html
     """

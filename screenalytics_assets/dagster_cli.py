@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from .core.errors import ScreenalyticsError
@@ -47,11 +51,6 @@ def graphql(query: str, variables: dict | None = None, *, instance_dir: str | No
         GraphQLError: the webserver could not be reached or gave no JSON; ``dagster-graphql``
             failed or timed out; no instance folder is known.
     """
-    import json
-    import os
-    import subprocess
-    import tempfile
-
     if webserver_url:
         import requests
 
