@@ -16,7 +16,7 @@ from resources.facebank import add_photos, read_facebank
 from resources.storage import LocalStore
 from screenalytics_assets.assets.cast import record_edits_version
 from screenalytics_assets.core.facebank import FacebankError
-from screenalytics_assets.core.review import ReviewError, dump_edits
+from screenalytics_assets.core.review import ReviewError, dump_edits, on_screen_together
 from screenalytics_assets.core.screentime import identity_seconds
 from screenalytics_assets.definitions import build_definitions
 from screenalytics_assets.settings import load_settings
@@ -224,9 +224,8 @@ def test_review_link_is_many_to_one_but_never_for_people_on_screen_together(revi
     lin = identity_of(links, frontal_track(run))
     spans = {t.track_id: (t.start_frame, t.end_frame) for t in run.load("tracks").tracks}
 
-    def together(a, b) -> bool:
-        return any(s0 <= e1 and s1 <= e0 for s0, e0 in (spans[t] for t in a.track_ids)
-                   for s1, e1 in (spans[t] for t in b.track_ids))
+    def together(a, b) -> bool:  # to pick the identities; the link edits are checked below
+        return on_screen_together(a.track_ids, b.track_ids, spans)
 
     unlinked = [i for i in links.reviewed() if i.cast_id is None]
     apart = next(i for i in unlinked if not together(i, lin))
