@@ -67,23 +67,30 @@ def read_manifest(store: ArtifactStore, ep_id: str, asset: str) -> dict[str, Fil
     return parse_manifest(data, store.uri(key))
 
 
-def measure(store: ArtifactStore, ep_id: str, name: str) -> FileDigest | None:
+def measure(store: ArtifactStore, ep_id: str, name: str,
+            keep: dict[str, bytes] | None = None) -> FileDigest | None:
     """Digest of one stored artifact file as it is now; ``None`` when it is missing. Large
-    arrays are hashed from a local copy in chunks."""
+    arrays are hashed from a local copy in chunks; the bytes of any other file are put in
+    ``keep`` (when given), so that a reader need not fetch them again."""
     key = store.artifact_key(ep_id, name)
     try:
         if name.endswith(".npy"):
             return digest_file(name, store.local_file(ep_id, name))
-        return digest_bytes(name, store.get(key))
+        data = store.get(key)
+        if keep is not None:
+            keep[name] = data
+        return digest_bytes(name, data)
     except ArtifactError:
         if store.exists(key):
             raise
         return None
 
 
-def problems(store: ArtifactStore, ep_id: str, asset: str) -> dict[str, str]:
+def problems(store: ArtifactStore, ep_id: str, asset: str,
+             keep: dict[str, bytes] | None = None) -> dict[str, str]:
     """``{file URI: what is wrong}`` for one asset of an episode; empty when every file matches
-    its manifest. A missing manifest is a problem too (the files cannot be trusted)."""
+    its manifest. A missing manifest is a problem too (the files cannot be trusted). ``keep``:
+    see :func:`measure`."""
     try:
         recorded = read_manifest(store, ep_id, asset)
     except ArtifactIntegrityError as exc:
@@ -95,7 +102,7 @@ def problems(store: ArtifactStore, ep_id: str, asset: str) -> dict[str, str]:
         return {store.file_uri(ep_id, manifest_name(asset)): what}
     out = {}
     for name, digest in recorded.items():
-        why = compare(digest, measure(store, ep_id, name))
+        why = compare(digest, measure(store, ep_id, name, keep))
         if why:
             out[store.file_uri(ep_id, name)] = why
     return out
@@ -108,15 +115,16 @@ def describe(asset: str, ep_id: str, found: Mapping[str, str]) -> str:
             f"it with `{rebuild_command(ep_id)}`")
 
 
-def verify(store: ArtifactStore, ep_id: str, asset: str) -> None:
-    """Check an asset's files against its manifest.
+def verify(store: ArtifactStore, ep_id: str, asset: str,
+           keep: dict[str, bytes] | None = None) -> None:
+    """Check an asset's files against its manifest (``keep``: see :func:`measure`).
 
     Raises:
         ArtifactError: the asset was never materialized (no files, no manifest).
         ArtifactIntegrityError: a file is missing, truncated or changed, or there is no manifest;
             the message names each file and the command that rebuilds it.
     """
-    found = problems(store, ep_id, asset)
+    found = problems(store, ep_id, asset, keep)
     if list(found.values()) == [NOT_MATERIALIZED]:
         raise ArtifactError(f"artifact {next(iter(found))} is missing; materialize asset "
                             f"{asset!r} for partition {ep_id!r} first (`{rebuild_command(ep_id)}`)")
@@ -138,11 +146,15 @@ def damaged_assets(store: ArtifactStore, ep_id: str, assets: Iterable[str]
 
 def verified_reader(store: ArtifactStore, ep_id: str, asset: str) -> Reader:
     """A reader of the asset's files (``read(name) -> bytes``, ``read.path(name)``) after
-    :func:`verify` passed."""
-    verify(store, ep_id, asset)
+    :func:`verify` passed. It hands out the very bytes that were verified (each file is fetched
+    once, and what is decoded is what was checked); large arrays come from the local copy that
+    was hashed."""
+    verified: dict[str, bytes] = {}
+    verify(store, ep_id, asset, keep=verified)
 
     def read(name: str) -> bytes:
-        return store.read_file(ep_id, name)
+        data = verified.get(name)
+        return data if data is not None else store.read_file(ep_id, name)
 
     read.path = lambda name: store.local_file(ep_id, name)  # large arrays are read row by row
     return read

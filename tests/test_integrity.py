@@ -174,3 +174,23 @@ def test_delete_removes_the_manifests_too(world, tmp_path):
     rc, _, err = copy("delete", EP)
     assert rc == 0, err
     assert not (copy.data / "manifests" / EP).exists()
+
+
+def test_loading_fetches_each_verified_file_once(world):
+    """The bytes that were verified are the bytes decoded: each file is fetched once (one GET
+    on S3), not once to hash and again to load."""
+    cli, _, _ = world
+
+    class Counting(LocalStore):
+        def __init__(self, root):
+            super().__init__(root)
+            self.gets: list[str] = []
+
+        def get(self, key: str) -> bytes:
+            self.gets.append(key)
+            return super().get(key)
+
+    store = Counting(cli.data)
+    assert load_artifact(store, EP, "tracks").tracks
+    fetched = [k for k in store.gets if not k.endswith(manifest_name("tracks"))]
+    assert fetched and len(fetched) == len(set(fetched)), fetched
