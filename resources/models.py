@@ -34,9 +34,10 @@ class FaceModels:
         pack: pack name. root: model root. detector: InsightFace detection model.
         recognizer: InsightFace recognition model. provider: ONNX Runtime execution provider.
         embedding_dim: length of the recognizer's output vector.
-        session_options: the ONNX Runtime session options of the detector (see
-            :func:`session_options`), for materialization metadata.
-        recognizer_session_options: the same for the recognizer.
+        parallel_calls: model calls to run at once (frames or face batches; see
+            :func:`session_options`): the cores on the CPU provider, 1 on CUDA.
+        session_options: the ONNX Runtime session options of both models and ``parallel_calls``
+            (see :func:`session_options`), for materialization metadata.
     """
 
     pack: str
@@ -45,8 +46,8 @@ class FaceModels:
     recognizer: object
     provider: str
     embedding_dim: int
+    parallel_calls: int = 1
     session_options: dict = field(default_factory=dict)
-    recognizer_session_options: dict = field(default_factory=dict)
 
 
 _CACHE: dict[tuple[str, str, str, int], FaceModels] = {}
@@ -84,41 +85,41 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(intra_op_threads: int = 0, allow_spinning: bool = False
-                    ) -> tuple["ort.SessionOptions", dict]:
+def session_options(threads: int = 0, parallel: bool = True) -> tuple["ort.SessionOptions", dict]:
     """ONNX Runtime session options for the face models, and the same as a plain dict.
 
     - ``graph_optimization_level = ORT_ENABLE_ALL``: constant folding, node fusions and layout
       optimisations (the ORT default for the CPU provider is the same; set here so it does not
       depend on the onnxruntime build).
-    - ``intra_op_num_threads``: ``intra_op_threads`` when > 0, else the cores this process may
-      use (ORT's own default counts physical cores of the whole machine, ignoring affinity).
-      Frames are decoded in another thread meanwhile (``core.video.Prefetcher``); FFmpeg's
-      threads wait on the queue when it is full, so the detector can use every core.
+    - ``parallel`` (the CPU provider): each session call runs on one thread
+      (``intra_op_num_threads = 1``) and ``threads`` calls run at once on different frames or
+      faces (``parallel_calls``; ``core.parallel.ordered_map``). SCRFD-500M and the recognizers
+      are too small for one call to be split well over the cores: measured on 2 cores, the
+      detector at 640x384 takes 10.8 ms per frame with 2 intra-op threads (19.6 ms of CPU) and
+      8.9 ms with two 1-thread calls at once (17.6 ms of CPU), and the scan of the 720p
+      benchmark episode at ``balanced`` 31-35 s -> 22 s with the same detections. One thread per
+      call also needs no spinning decision: no idle pool thread competes with the decode thread.
+      Without ``parallel`` (CUDA, where the GPU does the work): one call at a time, ``threads``
+      intra-op threads for the operators left on the CPU.
+    - ``threads``: when 0, the cores this process may use (ORT's own default counts physical
+      cores of the whole machine, ignoring affinity).
     - ``execution_mode = ORT_SEQUENTIAL`` and ``inter_op_num_threads = 1``: the SCRFD and ArcFace
       graphs are chains, parallel branches gain nothing.
-    - ``session.intra_op.allow_spinning``: whether idle ORT threads spin before they sleep.
-      Off for the detector: it shares the cores with the decode thread, which spinning threads
-      would starve between two frames. On for the recognizer: nothing else runs while faces are
-      embedded, and waking sleeping threads for each small batch-1 call costs more than the
-      model itself on a few cores (measured on 2 cores: ci_pack's recognizer 9.1 -> 7.2 ms per
-      face; the detector 13 % slower in ``benchmarks/bench.py`` with spinning on).
 
     Source: https://onnxruntime.ai/docs/performance/tune-performance/threading.html
     """
-    threads = intra_op_threads if intra_op_threads > 0 else available_cores()
+    threads = threads if threads > 0 else available_cores()
+    intra = 1 if parallel else threads
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = threads
+    opts.intra_op_num_threads = intra
     opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                  "1" if allow_spinning else "0")
     return opts, {"graph_optimization_level": "ORT_ENABLE_ALL", "execution_mode": "ORT_SEQUENTIAL",
-                  "intra_op_num_threads": threads, "inter_op_num_threads": 1,
-                  "intra_op_allow_spinning": allow_spinning}
+                  "intra_op_num_threads": intra, "inter_op_num_threads": 1,
+                  "parallel_calls": threads if parallel else 1}
 
 
 def pack_dir(root: str, pack: str) -> Path:
@@ -177,17 +178,14 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
         path = _ensure_pack(root, pack)
         from insightface.model_zoo import get_model
 
-        # InsightFace tells a model's task only once its session exists: every file is loaded
-        # with the recognizer's options, then the detector (the smaller file in every pack)
-        # again with its own (see session_options).
-        opts, rec_dict = session_options(intra_op_threads, allow_spinning=True)
-        det_opts, det_dict = session_options(intra_op_threads, allow_spinning=False)
+        opts, opts_dict = session_options(intra_op_threads,
+                                          parallel=providers[0] == "CPUExecutionProvider")
         detector = recognizer = None
         for onnx_file in sorted(glob.glob(str(path / "*.onnx"))):
             model = _load_model(get_model, onnx_file, pack, providers, opts)
             task = getattr(model, "taskname", None)
             if task == "detection" and detector is None:
-                detector = _load_model(get_model, onnx_file, pack, providers, det_opts)
+                detector = model
             elif task == "recognition" and recognizer is None:
                 recognizer = model
         if detector is None or recognizer is None:
@@ -201,7 +199,8 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
         recognizer.prepare(ctx_id=ctx)
         dim = int(recognizer.session.get_outputs()[0].shape[-1])
         models = FaceModels(pack, str(root), detector, recognizer,
-                            detector.session.get_providers()[0], dim, det_dict, rec_dict)
+                            detector.session.get_providers()[0], dim,
+                            opts_dict["parallel_calls"], opts_dict)
         _CACHE[key] = models
         return models
 
@@ -224,8 +223,9 @@ class FaceModelsResource(ConfigurableResource):
     """Dagster resource for the face models.
 
     ``device`` is ``auto`` (CUDA when onnxruntime has it), ``cpu`` or ``cuda``;
-    ``intra_op_threads`` is ONNX Runtime's thread count (0: the cores available, see
-    :func:`session_options`); see :meth:`from_env` for the environment variables.
+    ``intra_op_threads`` is the threads the models use (0: the cores available): on the CPU
+    provider, that many single-threaded calls at once, on CUDA the intra-op threads of the one
+    call (see :func:`session_options`); see :meth:`from_env` for the environment variables.
     """
 
     model_root: str = DEFAULT_MODEL_ROOT

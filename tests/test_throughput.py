@@ -15,14 +15,16 @@ import pytest
 import supervision as sv
 from scipy.optimize import linear_sum_assignment
 
-from resources.models import load_face_models
+from resources.models import available_cores, load_face_models
 from screenalytics_assets.core.detect import (
     Detections,
     detect_faces,
     detector_input_size,
     fitted_size,
+    scan_episode,
 )
 from screenalytics_assets.core.embedding import embed_faces, model_batch_size
+from screenalytics_assets.core.parallel import ordered_map
 from screenalytics_assets.core.shots import ShotCutDetector
 from screenalytics_assets.core.tracking import TrackingParams, track_detections
 from screenalytics_assets.core.video import Prefetcher, iter_frames, probe_video
@@ -203,18 +205,71 @@ def test_facebank_of_another_dimension_is_a_clear_error():
 
 
 def test_session_options_are_set_and_reported():
-    m = load_face_models(str(SHARED), "ci_pack", "cpu")
+    m = load_face_models(str(SHARED), "ci_pack", "cpu", intra_op_threads=2)
     opts = m.session_options
     assert opts["graph_optimization_level"] == "ORT_ENABLE_ALL"
-    assert opts["intra_op_num_threads"] >= 1
-    assert m.detector.session.get_session_options().intra_op_num_threads == \
-        opts["intra_op_num_threads"]
-    # the detector's threads sleep (the decode thread needs the cores); the recognizer's spin
-    spinning = "session.intra_op.allow_spinning"
-    assert m.detector.session.get_session_options().get_session_config_entry(spinning) == "0"
-    assert m.recognizer.session.get_session_options().get_session_config_entry(spinning) == "1"
-    assert not opts["intra_op_allow_spinning"]
-    assert m.recognizer_session_options["intra_op_allow_spinning"]
+    # on the CPU provider: single-threaded sessions, one call per core at once
+    assert opts["intra_op_num_threads"] == 1 and opts["parallel_calls"] == m.parallel_calls == 2
+    for model in (m.detector, m.recognizer):
+        assert model.session.get_session_options().intra_op_num_threads == 1
+    assert load_face_models(str(SHARED), "ci_pack", "cpu").parallel_calls == available_cores()
+
+
+def test_ordered_map_keeps_the_order_bounds_what_is_in_flight_and_forwards_errors():
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow_square(i):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.02 if i % 3 else 0.05)  # later items finish first
+        with lock:
+            in_flight[0] -= 1
+        return i * i
+
+    produced = []
+
+    def items():
+        for i in range(30):
+            produced.append(i)
+            yield i
+
+    seen = []
+    for i, sq in ordered_map(slow_square, items(), workers=3, ahead=2):
+        assert sq == i * i and len(produced) - len(seen) <= 6  # at most workers * ahead ahead
+        seen.append(i)
+    assert seen == list(range(30)) and 1 < peak[0] <= 3
+
+    def fails_at_5(i):
+        if i == 5:
+            raise ValueError("bad item 5")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="bad item 5"):
+        for i, _ in ordered_map(fails_at_5, range(10), workers=2):
+            got.append(i)
+    assert got == [0, 1, 2, 3, 4]
+    assert list(ordered_map(str, [1, 2], workers=1)) == [(1, "1"), (2, "2")]
+
+
+def test_parallel_model_calls_give_the_same_detections_and_embeddings():
+    """Frames detected two at a time and faces embedded two at a time give what one call at a
+    time gives, in the same order (every 4th frame of the real clip)."""
+    m = load_face_models(str(SHARED), "ci_pack", "cpu", intra_op_threads=2)
+    one, two = (scan_episode(HAMILTON, m.detector, stride=4, det_size=640, det_thresh=0.3,
+                             workers=w) for w in (1, 2))
+    assert one.frames_processed == two.frames_processed > 60
+    assert len(one.detections) == len(two.detections) > 100
+    for col in ("frame_idx", "shot_id", "bbox", "score", "landmarks", "dur"):
+        np.testing.assert_allclose(getattr(one.detections, col), getattr(two.detections, col),
+                                   atol=1e-4, err_msg=col)
+    crops = np.stack([cv2.resize(cv2.imread(str(p)), (112, 112))
+                      for p in sorted(FACES.glob("*/*.jpg"))[:7]])
+    for pack in ("ci_pack", "ci_pack_mbf"):
+        rec = load_face_models(str(SHARED), pack, "cpu", intra_op_threads=2).recognizer
+        np.testing.assert_allclose(embed_faces(rec, crops, workers=2), embed_faces(rec, crops),
+                                   atol=1e-5, err_msg=pack)
 
 
 def test_cli_starts_without_dagster_models_or_scientific_libraries():

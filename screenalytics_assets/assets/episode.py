@@ -82,7 +82,7 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
                 path, m.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
                 det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
                 min_scene_len_s=s["min_scene_len_s"],
-                progress=reporter("detections", context.log.info))
+                progress=reporter("detections", context.log.info), workers=m.parallel_calls)
         d = scan.detections
         stage_metadata(
             context, settings, "detections", s, config, t["seconds"],
@@ -169,13 +169,14 @@ def embeddings_asset(settings: Settings) -> AssetsDefinition:
         m = models.load()
         with timed() as t:
             vectors = embed_faces(m.recognizer, faces.aligned,
-                                  progress=reporter("embeddings", context.log.info))
+                                  progress=reporter("embeddings", context.log.info),
+                                  workers=m.parallel_calls)
         if len(vectors) == 0:
             vectors = np.zeros((0, m.embedding_dim), np.float32)
         stage_metadata(
             context, settings, "embeddings", s, config, t["seconds"], faces=len(vectors),
             dim=int(vectors.shape[1]), model_pack=m.pack, execution_provider=m.provider,
-            onnxruntime_session=MetadataValue.json(m.recognizer_session_options),
+            onnxruntime_session=MetadataValue.json(m.session_options),
             faces_per_second=round(len(vectors) / max(t["seconds"], 1e-9), 1))
         return FaceEmbeddings(faces.samples.face_id, faces.samples.track_id, vectors, m.pack)
 

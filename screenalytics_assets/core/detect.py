@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .parallel import ordered_map
 from .rows import FaceRows
 from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
 from .video import PREFETCH_FRAMES, Prefetcher, VideoInfo, iter_frames, probe_video
@@ -146,12 +147,14 @@ def scan_episode(
     scene_threshold: float = 27.0,
     min_scene_len_s: float = 0.5,
     progress: ProgressFn | None = None,
+    workers: int = 1,
 ) -> EpisodeScan:
     """Decode the episode once; detect faces on every ``stride``-th frame and shot cuts on all.
 
     Decoding and shot-cut detection (on the small copy of every frame) run in their own thread, a
     few frames ahead (:class:`.video.Prefetcher`); the detector runs on the caller's thread, on
-    frames decoded at the detector's scale (:func:`detector_input_size`, :func:`fitted_size`).
+    frames decoded at the detector's scale (:func:`detector_input_size`, :func:`fitted_size`),
+    ``workers`` frames at once (:func:`.parallel.ordered_map`; results are kept in frame order).
     The stride restarts at every cut, so each shot's first frame is processed.
 
     Args:
@@ -163,6 +166,8 @@ def scan_episode(
             (:func:`detector_input_size`). det_thresh: minimum detection score.
         scene_threshold, min_scene_len_s: PySceneDetect content-detector settings (min length in s).
         progress: called as ``progress(frames_done, frames_total)`` after every frame.
+        workers: detector calls run at once (one per core with single-threaded ONNX Runtime
+            sessions, see ``resources.models``); 1 runs them on the caller's thread.
 
     Raises:
         VideoError: unreadable, empty, truncated or audio-only video (see :mod:`.video`).
@@ -178,13 +183,18 @@ def scan_episode(
     cols: dict[str, list] = {k: [] for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")}
     processed = 0
     # Cuts are found in the decode thread, so that the stride restarts at every shot.
+    def detect(frame):
+        if frame.image is None:  # a frame between two processed ones: decoded for cuts only
+            return None
+        return detect_faces(detector, frame.image, det_input, det_thresh)
+
     with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed),
                     PREFETCH_FRAMES) as frames:
-        for frame in frames:
+        for frame, found in ordered_map(detect, frames, workers):
             frame_ts.append(frame.ts)
-            if frame.image is not None:
+            if found is not None:
                 processed += 1
-                bbox, score, kps = detect_faces(detector, frame.image, det_input, det_thresh)
+                bbox, score, kps = found
                 n = len(score)
                 cols["frame_idx"].append(np.full(n, frame.frame_idx, np.int64))
                 cols["ts"].append(np.full(n, frame.ts, np.float64))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .parallel import ordered_map
+
 
 def model_batch_size(recognizer) -> int | None:
     """The model's fixed batch size, or ``None`` when its batch dimension is dynamic."""
@@ -19,32 +21,39 @@ def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def embed_faces(recognizer, aligned: np.ndarray, batch_size: int = 32,
-                progress=None) -> np.ndarray:
+                progress=None, workers: int = 1) -> np.ndarray:
     """Embed ArcFace-aligned crops; L2-normalised.
 
     Batches of ``batch_size`` when the model's batch dimension is dynamic; one crop per call when
-    it is fixed (e.g. the ``ci_pack`` recognizer, batch 1). Preprocessing (BGR->RGB, mean/std) is
-    InsightFace's ``ArcFaceONNX.get_feat``.
+    it is fixed (e.g. the ``ci_pack`` recognizer, batch 1); ``workers`` calls at once
+    (:func:`.parallel.ordered_map`). Preprocessing (BGR->RGB, mean/std) is InsightFace's
+    ``ArcFaceONNX.get_feat``.
 
     Args:
         recognizer: ``insightface.model_zoo`` recognition model (``ArcFaceONNX``).
         aligned: uint8 [F, 112, 112, 3] BGR crops from ``norm_crop``.
         progress: optional ``progress(done, total)``.
+        workers: recognizer calls run at once (one per core with single-threaded ONNX Runtime
+            sessions, see ``resources.models``).
 
     Returns:
         float32 [F, D] unit vectors (D = the model's output size, 512 for ArcFace).
     """
     n = len(aligned)
     fixed = model_batch_size(recognizer)
-    step = fixed or max(1, batch_size)
+    # a dynamic batch is split so that every worker gets a share of a small episode's faces
+    step = fixed or max(1, min(batch_size, -(-n // max(1, workers))))
     dim = int(recognizer.session.get_outputs()[0].shape[-1])
     out = np.zeros((n, dim), np.float32)
-    for start in range(0, n, step):
+    def embed(start: int) -> np.ndarray:
         batch = list(aligned[start:start + step])
         k = len(batch)
         if fixed and k < fixed:  # pad the last batch of a fixed-batch model
             batch += [np.zeros_like(batch[0])] * (fixed - k)
-        out[start:start + k] = recognizer.get_feat(batch).reshape(len(batch), -1)[:k]
+        return recognizer.get_feat(batch).reshape(len(batch), -1)[:k]
+
+    for start, vectors in ordered_map(embed, range(0, n, step), workers):
+        out[start:start + len(vectors)] = vectors
         if progress is not None:
             progress(min(start + step, n), n)
     if not np.isfinite(out).all():
