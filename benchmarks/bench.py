@@ -134,6 +134,8 @@ def child_stages(root: str) -> dict:
                 if "onnxruntime_session" in meta else None
             out["detector_input"] = meta["detector_input"].value \
                 if "detector_input" in meta else None
+            out["provider"] = meta["execution_provider"].value \
+                if "execution_provider" in meta else None
             out["duration_s"] = meta["duration_s"].value
     return out
 
@@ -153,6 +155,8 @@ def child_naive(video: str, pack: str, device: str) -> dict:
     app = FaceAnalysis(name=pack, root=str(SHARED), providers=providers,
                        allowed_modules=["detection", "recognition"])
     app.prepare(ctx_id=0 if device == "cuda" else -1, det_size=(640, 640))
+    if device == "cuda" and app.det_model.session.get_providers()[0] != providers[0]:
+        raise SystemExit("naive loop: the CUDA provider did not load (see ONNX Runtime's log)")
     refs, names = [], []
     for person in sorted(p for p in FACEBANK.iterdir() if p.is_dir()):
         for photo in sorted(person.iterdir()):
@@ -176,7 +180,7 @@ def child_naive(video: str, pack: str, device: str) -> dict:
     wall = time.perf_counter() - start
     return {"wall_s": wall, "video_s": info.duration_s, "frames": n,
             "seconds": {k: v / info.fps for k, v in counts.items()},
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": _peak_rss_mb(), "provider": app.det_model.session.get_providers()[0]}
 
 
 def child_recluster(video: str, pack: str) -> dict:
@@ -339,7 +343,8 @@ def _print_run(profile: str, r: dict, naive: dict | None) -> None:
     rate = r["video_s"] / r["run_s"]
     vs = f", {rate / (naive['video_s'] / naive['wall_s']):.1f}x the naive loop" if naive else ""
     print(f"  {profile:<9} {r['run_s']:7.2f} s wall  {rate:5.2f}x real time{vs}; "
-          f"peak RSS {r['peak_rss_mb']:.0f} MiB; detector input {r['stages'].get('detector_input')}")
+          f"peak RSS {r['peak_rss_mb']:.0f} MiB; detector input {r['stages'].get('detector_input')}"
+          f" on {r['stages'].get('provider')}")
     for stage in STAGES:
         st = r["stages"].get(stage)
         if not st:
@@ -394,7 +399,7 @@ def main() -> None:
             nrate = naive["video_s"] / naive["wall_s"]
             print(f"  naive     {naive['wall_s']:7.2f} s wall  {nrate:5.2f}x real time "
                   f"({naive['frames'] / naive['wall_s']:.1f} frames/s); peak RSS "
-                  f"{naive['peak_rss_mb']:.0f} MiB")
+                  f"{naive['peak_rss_mb']:.0f} MiB; on {naive['provider']}")
             print("      labelled seconds: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in sorted(naive["seconds"].items(), key=lambda kv: -kv[1])))
         for profile in profiles:

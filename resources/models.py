@@ -194,7 +194,16 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
                 "ONNX model; found " + ", ".join(
                     n for n, m in (("detection", detector), ("recognition", recognizer)) if m)
                 + (" only" if detector or recognizer else "neither"))
-        ctx = 0 if providers[0] == "CUDAExecutionProvider" else -1
+        used = detector.session.get_providers()[0]
+        if device == "cuda" and used != "CUDAExecutionProvider":
+            # onnxruntime lists the providers it was built with; one whose libraries (CUDA,
+            # cuDNN) fail to load is skipped with a log line, and the session runs on the CPU
+            raise ModelPackError(
+                f"device=cuda but ONNX Runtime runs {pack!r} on {used}: the CUDA provider did "
+                "not load (see ONNX Runtime's log above: missing CUDA 12/13 or cuDNN 9 "
+                "libraries?); install the CUDA libraries onnxruntime-gpu needs or use "
+                "device=auto/cpu")
+        ctx = 0 if used == "CUDAExecutionProvider" else -1
         detector.prepare(ctx_id=ctx, input_size=(640, 640), det_thresh=0.5)
         recognizer.prepare(ctx_id=ctx)
         dim = int(recognizer.session.get_outputs()[0].shape[-1])
