@@ -289,7 +289,9 @@ def bench_observation(n: int, video: Path) -> None:
 def _env(pack: str, device: str, root: Path | None = None) -> dict:
     env = {**os.environ, "SCREENALYTICS_MODEL_ROOT": str(SHARED),
            "SCREENALYTICS_MODEL_PACK": pack, "SCREENALYTICS_DEVICE": device,
-           "PYTHONPATH": str(REPO)}
+           # the repository first, then what the caller's PYTHONPATH holds (e.g. carried wheels)
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
+                                         if p)}
     if root is not None:
         env.update(SCREENALYTICS_DATA_ROOT=str(root / "data"),
                    DAGSTER_HOME=str(root / "dagster_home"))
