@@ -94,11 +94,14 @@ def session_options(threads: int = 0, parallel: bool = True) -> tuple["ort.Sessi
     - ``parallel`` (the CPU provider): each session call runs on one thread
       (``intra_op_num_threads = 1``) and ``threads`` calls run at once on different frames or
       faces (``parallel_calls``; ``core.parallel.ordered_map``). SCRFD-500M and the recognizers
-      are too small for one call to be split well over the cores: measured on 2 cores, the
-      detector at 640x384 takes 10.8 ms per frame with 2 intra-op threads (19.6 ms of CPU) and
-      8.9 ms with two 1-thread calls at once (17.6 ms of CPU), and the scan of the 720p
-      benchmark episode at ``balanced`` 31-35 s -> 22 s with the same detections. One thread per
-      call also needs no spinning decision: no idle pool thread competes with the decode thread.
+      are too small for one call to be split well over the cores. Measured on 2 cores, each
+      model alone: the detector at 640x384 11.4-11.9 ms per frame with 2 intra-op threads,
+      10.1-10.3 ms with two 1-thread calls at once; ``ci_pack``'s batch-1 recognizer 360 crops in
+      3.8-4.0 s with 2 spinning threads, 2.7-3.0 s with two calls at once; on a loaded machine
+      2 intra-op threads wait for each other (the recognizer: 34 ms per face vs 17 ms). In the
+      whole ``balanced`` run on 2 quiet cores the difference is within the noise
+      (``benchmarks/bench.py``), ``fast`` about 9 % faster. One thread per call also needs no
+      spinning setting: no idle pool thread competes with the decode thread.
       Without ``parallel`` (CUDA, where the GPU does the work): one call at a time, ``threads``
       intra-op threads for the operators left on the CPU.
     - ``threads``: when 0, the cores this process may use (ORT's own default counts physical

@@ -19,8 +19,9 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int = 1,
     Meant for ONNX Runtime calls, which release the GIL: with single-threaded sessions, one call
     per core on different frames or faces does more work per second than one call at a time
     spread over the cores, for models as small as SCRFD-500M or a batch-1 recognizer, whose
-    layers are too small to split well (measured on 2 cores: SCRFD-500M at 640x384 10.8 ms per
-    frame with 2 intra-op threads, 8.9 ms with two 1-thread calls at once).
+    layers are too small to split well (measured on 2 cores: SCRFD-500M at 640x384 11.4-11.9 ms
+    per frame with 2 intra-op threads, 10.1-10.3 ms with two 1-thread calls at once; see
+    ``resources.models.session_options``).
 
     Own code because ``concurrent.futures.Executor.map`` submits every item before it yields the
     first result, which for an episode's frames would hold the whole decoded video in memory:
