@@ -210,8 +210,7 @@ def load_face_models(root: str = DEFAULT_MODEL_ROOT, pack: str = "buffalo_l",
         detector.prepare(ctx_id=ctx, input_size=(640, 640), det_thresh=0.5)
         recognizer.prepare(ctx_id=ctx)
         dim = int(recognizer.session.get_outputs()[0].shape[-1])
-        models = FaceModels(pack, str(root), detector, recognizer,
-                            detector.session.get_providers()[0], dim,
+        models = FaceModels(pack, str(root), detector, recognizer, used, dim,
                             opts_dict["parallel_calls"], opts_dict)
         _CACHE[key] = models
         return models

@@ -182,12 +182,13 @@ def scan_episode(
     frame_ts = array("d")
     cols: dict[str, list] = {k: [] for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")}
     processed = 0
-    # Cuts are found in the decode thread, so that the stride restarts at every shot.
+
     def detect(frame):
         if frame.image is None:  # a frame between two processed ones: decoded for cuts only
             return None
         return detect_faces(detector, frame.image, det_input, det_thresh)
 
+    # Cuts are found in the decode thread, so that the stride restarts at every shot.
     with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed),
                     PREFETCH_FRAMES) as frames:
         for frame, found in ordered_map(detect, frames, workers):

@@ -45,6 +45,7 @@ def embed_faces(recognizer, aligned: np.ndarray, batch_size: int = 32,
     step = fixed or max(1, min(batch_size, -(-n // max(1, workers))))
     dim = int(recognizer.session.get_outputs()[0].shape[-1])
     out = np.zeros((n, dim), np.float32)
+
     def embed(start: int) -> np.ndarray:
         batch = list(aligned[start:start + step])
         k = len(batch)
