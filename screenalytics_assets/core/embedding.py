@@ -24,9 +24,10 @@ def embed_faces(recognizer, aligned: np.ndarray, batch_size: int = 32,
                 progress=None, workers: int = 1) -> np.ndarray:
     """Embed ArcFace-aligned crops; L2-normalised.
 
-    Batches of ``batch_size`` when the model's batch dimension is dynamic; one crop per call when
-    it is fixed (e.g. the ``ci_pack`` recognizer, batch 1); ``workers`` calls at once
-    (:func:`.parallel.ordered_map`). Preprocessing (BGR->RGB, mean/std) is InsightFace's
+    Batches of ``batch_size`` crops in all when the model's batch dimension is dynamic (each of
+    the ``workers`` calls running at once takes ``batch_size / workers``); one crop per call when
+    it is fixed (e.g. the ``ci_pack`` recognizer, batch 1). Calls run through
+    :func:`.parallel.ordered_map`. Preprocessing (BGR->RGB, mean/std) is InsightFace's
     ``ArcFaceONNX.get_feat``.
 
     Args:
@@ -41,8 +42,11 @@ def embed_faces(recognizer, aligned: np.ndarray, batch_size: int = 32,
     """
     n = len(aligned)
     fixed = model_batch_size(recognizer)
-    # a dynamic batch is split so that every worker gets a share of a small episode's faces
-    step = fixed or max(1, min(batch_size, -(-n // max(1, workers))))
+    # A dynamic batch is shared by the workers: ``workers`` calls at once hold about as many
+    # crops as one call of ``batch_size`` (ONNX Runtime keeps buffers per concurrent call), and a
+    # small episode's faces are split between them.
+    workers = max(1, workers)
+    step = fixed or max(1, min(-(-batch_size // workers), -(-n // workers)))
     dim = int(recognizer.session.get_outputs()[0].shape[-1])
     out = np.zeros((n, dim), np.float32)
 
