@@ -130,12 +130,10 @@ def child_stages(root: str) -> dict:
                       "count": meta[count[0]].value if count and count[0] in meta else None,
                       "unit": count[1] if count else None}
         if stage == "detections":
-            out["session"] = meta["onnxruntime_session"].value \
-                if "onnxruntime_session" in meta else None
-            out["detector_input"] = meta["detector_input"].value \
-                if "detector_input" in meta else None
-            out["provider"] = meta["execution_provider"].value \
-                if "execution_provider" in meta else None
+            for name, entry in (("session", "onnxruntime_session"),
+                                ("detector_input", "detector_input"),
+                                ("provider", "execution_provider")):
+                out[name] = meta[entry].value if entry in meta else None
             out["duration_s"] = meta["duration_s"].value
     return out
 

@@ -24,9 +24,8 @@ from sensors.season_rollup import FOLLOWS_TAG
 
 BACKFILL_TAG = "dagster/backfill"
 PARTITION_TAG = "dagster/partition"
-#: Dagster posts a heartbeat from each daemon every 30 s
-#: (``dagster._daemon.controller.DEFAULT_HEARTBEAT_INTERVAL_SECONDS``); four missed beats on a
-#: busy machine still count as alive.
+#: Dagster posts a heartbeat from each daemon every 30 s (the default heartbeat interval of
+#: its daemon controller); four missed beats on a busy machine still count as alive.
 HEARTBEAT_TOLERANCE_S = 120.0
 #: Backfill statuses (``BulkActionStatus`` values) after which the daemon does nothing more.
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
