@@ -41,7 +41,7 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
 #: Per-asset code revision: bump it when an asset's algorithm changes its output.
 CODE_REVISIONS: dict[str, str] = {
     "detections": "3",
-    "tracks": "2",
+    "tracks": "3",
     "faces": "1",
     "embeddings": "1",
     "identities": "2",

@@ -189,6 +189,25 @@ def test_tracker_keeps_a_moving_face_at_any_stride(stride):
         assert sum(len(t) for t in found) == len(frames)
 
 
+def test_low_score_leading_frames_join_the_track_they_lead_into():
+    """A face whose first 10 frames score under track_thresh (as the Hamilton clip's audience
+    face of shot 1 does, frames 20-34) keeps them: they continue the track its first high score
+    starts, even when leftover low-score boxes of the same face inside the track (a second,
+    overlapping detection ByteTrack matched to nothing) chain on from them."""
+    fps = 30.0
+    frames = np.arange(0, 40)
+    dets = _one_face(frames, fps)
+    dets.score[:10] = 0.45  # under track_thresh 0.6: these alone never start a track
+    dup = _one_face(np.array([12, 14]), fps)  # a second box of the face, shifted by 6 px
+    dup.bbox[:, [0, 2]] += 6
+    dup.score[:] = 0.4
+    both = Detections.concat([dets, dup])
+    found = track_detections(both, fps, TrackingParams(track_thresh=0.6), stride=1)
+    assert len(found) == 1
+    assert found[0].start_frame == 0 and found[0].end_frame == 39
+    assert sorted(found[0].frame_idx.tolist()) == list(range(40))
+
+
 def test_batched_recognizer_matches_one_by_one_and_keeps_its_dimension():
     """ci_pack_mbf has a dynamic batch: batches give the embeddings of one-by-one calls; its
     vectors are 128-d, ci_pack's 512-d."""

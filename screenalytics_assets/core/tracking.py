@@ -252,30 +252,41 @@ def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]
                       keys: list[tuple[int, int]], tracklets: list[list[int]], max_gap_s: float,
                       min_iou: float) -> None:
     """Give each tracklet to the track of ``keys`` it continues best (see
-    :func:`_continue_with_low_scores`)."""
-    taken = {k: {int(dets.frame_idx[r]) for r in members[k]} for k in keys}
-    for tl in tracklets:
-        first, last = tl[0], tl[-1]
-        frames = {int(dets.frame_idx[r]) for r in tl}
-        cands = []
+    :func:`_continue_with_low_scores`).
+
+    A tracklet may run on past a track's first frame (or start before its last one): the face's
+    low-score leading frames chain on into the frames where the track already holds it and the
+    detections ByteTrack left over there. Only the part of the tracklet before the track's first
+    frame (its lead) or after its last frame (its trail) can continue the track; what is left of
+    the tracklet is tried again against the other tracks.
+    """
+    frame = dets.frame_idx
+    queue = [list(tl) for tl in tracklets]
+    while queue:
+        tl = queue.pop(0)
+        best = None
         for key in keys:
-            if frames & taken[key]:
-                continue
             head, tail = members[key][0], members[key][-1]
-            if dets.frame_idx[tail] < dets.frame_idx[first]:
-                gap = float(dets.ts[first] - dets.ts[tail])
-                iou = float(_box_iou(dets.bbox[[tail]], dets.bbox[[first]])[0, 0])
-            elif dets.frame_idx[last] < dets.frame_idx[head]:
-                gap = float(dets.ts[head] - dets.ts[last])
-                iou = float(_box_iou(dets.bbox[[head]], dets.bbox[[last]])[0, 0])
-            else:
-                continue
-            if gap <= max_gap_s + 1e-6 and iou >= min_iou:
-                cands.append((gap, -iou, key))
-        if cands:
-            key = min(cands)[2]
-            members[key] = sorted(members[key] + tl, key=lambda r: int(dets.frame_idx[r]))
-            taken[key] |= frames
+            lead = [r for r in tl if frame[r] < frame[head]]
+            trail = [r for r in tl if frame[r] > frame[tail]]
+            # the lead's last row meets the track's first; the trail's first meets its last
+            for part, near, end in ((lead, head, -1), (trail, tail, 0)):
+                if not part:
+                    continue
+                gap = abs(float(dets.ts[near] - dets.ts[part[end]]))
+                iou = float(_box_iou(dets.bbox[[near]], dets.bbox[[part[end]]])[0, 0])
+                if gap <= max_gap_s + 1e-6 and iou >= min_iou:
+                    cand = (gap, -iou, key, part)
+                    if best is None or cand[:2] < best[:2]:
+                        best = cand
+        if best is None:
+            continue  # continues no track: dropped, as ByteTrack drops unmatched detections
+        key, part = best[2], best[3]
+        members[key] = sorted(members[key] + part, key=lambda r: int(frame[r]))
+        attached = set(part)
+        rest = [r for r in tl if r not in attached]
+        if rest:
+            queue.append(rest)
 
 
 def _spawning_detection(dets: Detections, pending: list[int], row: int, min_iou: float
