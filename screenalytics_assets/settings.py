@@ -25,8 +25,8 @@ DEFAULT_MODEL_PACK = "buffalo_l"
 
 #: Keys each asset reads. ``model_pack`` is the recognizer/detector pack in use.
 ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
-    "detections": ("model_pack", "stride", "fps", "det_thresh", "det_size", "scene_threshold",
-                   "min_scene_len_s"),
+    "detections": ("model_pack", "stride", "min_detection_fps", "fps", "det_thresh", "det_size",
+                   "scene_threshold", "min_scene_len_s"),
     "tracks": ("track_thresh", "match_thresh", "track_buffer"),
     "faces": ("max_samples_per_track", "save_crops", "thumb_size", "jpeg_quality"),
     "embeddings": ("model_pack",),
@@ -151,6 +151,8 @@ _BOOLS = {"1": True, "true": True, "yes": True, "on": True,
 SCHEMA: dict[str, SettingSpec] = {
     "model_pack": SettingSpec(str, help="InsightFace model pack, set by SCREENALYTICS_MODEL_PACK"),
     "stride": SettingSpec(int, 1, 300, "process every k-th frame"),
+    "min_detection_fps": SettingSpec(float, 0, 240, "processed frames per second the stride may "
+                                     "not go under (0: no floor)"),
     "fps": SettingSpec(float, 0, 240, "frames per second; 0 reads the rate from the container"),
     "det_thresh": SettingSpec(float, 0, 1, "minimum SCRFD score", lo_open=True),
     # SCRFD's feature strides are 8, 16 and 32: its input side must divide by 32

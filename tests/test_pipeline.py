@@ -94,7 +94,9 @@ def test_hamilton_materializations_carry_metadata(hamilton_run):
         assert {"runtime_s", "settings_used", "path"} <= set(md), (name, set(md))
     det = inst.get_latest_materialization_event(AssetKey("detections")).asset_materialization
     md = det.metadata
-    assert md["frames_processed"].value == 275
+    # balanced: stride 2, restarting at the cuts 20, 82 and 211 (shots of 20, 62, 129, 64 frames)
+    assert md["stride_used"].value == 2 and md["frames_decoded"].value == 275
+    assert md["frames_processed"].value == 10 + 31 + 65 + 32
     assert md["detections"].value > 0
     assert md["model_pack"].value == "ci_pack"
     assert md["execution_provider"].value == "CPUExecutionProvider"

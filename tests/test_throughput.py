@@ -20,6 +20,7 @@ from screenalytics_assets.core.detect import (
     Detections,
     detect_faces,
     detector_input_size,
+    effective_stride,
     fitted_size,
     scan_episode,
 )
@@ -187,6 +188,28 @@ def test_tracker_keeps_a_moving_face_at_any_stride(stride):
         found = track_detections(_one_face(frames, fps), fps, params, stride=stride)
         assert len(found) == tracks, (stride, gap_s)
         assert sum(len(t) for t in found) == len(frames)
+
+
+@pytest.mark.parametrize("stride, fps, floor, expected", [
+    (2, 29.97, 10, 2), (2, 25.0, 10, 2), (2, 10.0, 10, 1), (2, 59.94, 10, 2),
+    (3, 29.97, 8, 3), (3, 24.0, 8, 3), (3, 10.0, 8, 1), (3, 15.0, 8, 1), (4, 30.0, 0, 4),
+    (1, 5.0, 10, 1)])
+def test_the_stride_keeps_the_processed_frame_rate_over_its_floor(stride, fps, floor, expected):
+    assert effective_stride(stride, fps, floor) == expected
+
+
+def test_balanced_runs_broadcast_video_at_stride_2_and_a_10_fps_stream_at_1():
+    from screenalytics_assets.settings import load_settings
+    from tests.known_answer import FPS
+
+    s = load_settings(profile="balanced")
+    assert s["stride"] == 2
+    assert effective_stride(s["stride"], 29.97, s["min_detection_fps"]) == 2
+    assert effective_stride(s["stride"], FPS, s["min_detection_fps"]) == 1
+    m = load_face_models(str(SHARED), "ci_pack", "cpu")
+    scan = scan_episode(HAMILTON, m.detector, stride=s["stride"], det_size=320,
+                        min_detection_fps=s["min_detection_fps"])
+    assert scan.stride == 2 and scan.frames_processed < 0.55 * scan.video.n_frames
 
 
 def test_low_score_leading_frames_join_the_track_they_lead_into():

@@ -81,12 +81,13 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
             scan = scan_episode(
                 path, m.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
                 det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
-                min_scene_len_s=s["min_scene_len_s"],
+                min_scene_len_s=s["min_scene_len_s"], min_detection_fps=s["min_detection_fps"],
                 progress=reporter("detections", context.log.info), workers=m.parallel_calls)
         d = scan.detections
         stage_metadata(
             context, settings, "detections", s, config, t["seconds"],
             frames_decoded=scan.video.n_frames, frames_processed=scan.frames_processed,
+            stride_used=scan.stride,
             frames_per_second=round(scan.video.n_frames / max(t["seconds"], 1e-9), 1),
             video_seconds_per_second=round(scan.video.duration_s / max(t["seconds"], 1e-9), 2),
             detections=len(d), shots=len(scan.shots),
