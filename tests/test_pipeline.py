@@ -102,6 +102,11 @@ def test_hamilton_materializations_carry_metadata(hamilton_run):
     assert md["execution_provider"].value == "CPUExecutionProvider"
     assert md["frames_per_second"].value > 0
     assert md["settings_used"].value["det_thresh"] == hamilton_run.settings["det_thresh"]
+    # the faces stage took every sample from the detection pass and decoded nothing
+    faces = inst.get_latest_materialization_event(AssetKey("faces")).asset_materialization
+    assert faces.metadata["faces_from_detection_pass"].value == faces.metadata["faces"].value > 0
+    assert faces.metadata["frames_decoded"].value == 0
+    assert not list((hamilton_run.store.spool_dir() / "detection_crops").glob("*.u8"))
 
 
 def _panel_of(track, n_panels: int, width: int = 640) -> int:

@@ -331,6 +331,37 @@ def test_parallel_model_calls_give_the_same_detections_and_embeddings():
                                    atol=1e-5, err_msg=pack)
 
 
+def test_faces_cut_in_the_detection_pass_are_the_faces_decoded_again(tmp_path):
+    """The detection pass keeps every detection's aligned face, cut from the full-size frame
+    (the 1280x720 clip, detected at 640x384): the faces stage's samples taken from it are the
+    crops it would decode, and a cache of another pass (other boxes) is never used."""
+    from screenalytics_assets.core.detection_crops import CropCache, CropWriter
+    from screenalytics_assets.core.sampling import extract_faces, select_samples
+
+    from tests.clips import cut_clip
+
+    video = cut_clip(tmp_path / "hamilton_720p.mp4", start=0, frames=120, width=1280)
+    m = load_face_models(str(SHARED), "ci_pack", "cpu")
+    writer = CropWriter(tmp_path / "crops" / "hamilton-s01e01.u8")
+    scan = scan_episode(video, m.detector, stride=3, det_size=640, det_thresh=0.3, crops=writer,
+                        workers=2)
+    writer.commit()
+    assert writer.rows == len(scan.detections) > 50
+    tracks = track_detections(scan.detections, scan.video.fps, TrackingParams(), stride=3)
+    samples = select_samples(tracks, 4)
+    cache = CropCache.open(writer.path)
+    assert cache.matches(samples.det_index, samples.bbox).all()
+    from_pass, _ = extract_faces(video, samples, cache=cache)
+    decoded, _ = extract_faces(video, samples)
+    diff = np.abs(from_pass.astype(int) - decoded.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.01, (diff.max(), diff.mean())
+    moved = samples.bbox.copy()
+    moved[0] += 1.0
+    assert not cache.matches(samples.det_index[:1], moved[:1]).any()
+    cache.remove()
+    assert CropCache.open(writer.path) is None
+
+
 def test_cli_starts_without_dagster_models_or_scientific_libraries():
     code = ("import sys; from screenalytics_assets.cli import build_parser; build_parser(); "
             "heavy = [m for m in ('dagster', 'onnxruntime', 'insightface', 'sklearn', 'pandas', "

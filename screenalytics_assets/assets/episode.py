@@ -33,6 +33,7 @@ from ..core.artifacts import (
 )
 from ..core.clustering import ClusteringParams
 from ..core.detect import EpisodeScan, scan_episode
+from ..core.detection_crops import CropCache, CropWriter, crops_path
 from ..core.embedding import embed_faces
 from ..core.episode import identify, representatives, screentime_report
 from ..core.sampling import ALIGNED_SIZE, extract_faces, select_samples
@@ -76,13 +77,22 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
                    models: FaceModelsResource, storage: StorageResource) -> EpisodeScan:
         s = effective_settings(settings, config, "detections")
         m = models.load()
-        path = storage.store().video_path(context.partition_key)
+        store = storage.store()
+        path = store.video_path(context.partition_key)
+        # the faces stage takes its crops from here instead of decoding the episode again
+        crops = CropWriter(crops_path(store.spool_dir(), context.partition_key))
         with timed() as t:
-            scan = scan_episode(
-                path, m.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
-                det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
-                min_scene_len_s=s["min_scene_len_s"], min_detection_fps=s["min_detection_fps"],
-                progress=reporter("detections", context.log.info), workers=m.parallel_calls)
+            try:
+                scan = scan_episode(
+                    path, m.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
+                    det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
+                    min_scene_len_s=s["min_scene_len_s"], min_detection_fps=s["min_detection_fps"],
+                    progress=reporter("detections", context.log.info), workers=m.parallel_calls,
+                    crops=crops)
+            except BaseException:
+                crops.discard()
+                raise
+            crops.commit()
         d = scan.detections
         stage_metadata(
             context, settings, "detections", s, config, t["seconds"],
@@ -133,26 +143,34 @@ def faces_asset(settings: Settings) -> AssetsDefinition:
     Config = stage_config(settings, "faces")
 
     @asset(**stage_kwargs(settings, "faces", "Up to max_samples_per_track best faces per track, "
-                          "ArcFace-aligned to 112x112 (decodes only the frames it needs)."))
+                          "ArcFace-aligned to 112x112: cut in the detection pass, or from the frames "
+                          "it decodes when that pass ran elsewhere."))
     def faces(context: AssetExecutionContext, config: Config, storage: StorageResource,
               tracks: TrackSet) -> FaceSet:
         s = effective_settings(settings, config, "faces")
-        path = storage.store().video_path(context.partition_key)
+        store = storage.store()
+        path = store.video_path(context.partition_key)
+        cache = CropCache.open(crops_path(store.spool_dir(), context.partition_key))
         with timed() as t:
             samples = select_samples(tracks.tracks, s["max_samples_per_track"])
-            spool = spool_array(storage.store().spool_dir(),
+            cached = cache.matches(samples.det_index, samples.bbox) \
+                if cache is not None and not s["save_crops"] else np.zeros(len(samples), bool)
+            spool = spool_array(store.spool_dir(),
                                 (len(samples), ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
             try:
                 aligned, images = extract_faces(path, samples, save_crops=s["save_crops"],
                                                 thumb_size=s["thumb_size"],
-                                                jpeg_quality=s["jpeg_quality"], out=spool)
+                                                jpeg_quality=s["jpeg_quality"], out=spool,
+                                                cache=cache)
             except BaseException:
                 spool.path.unlink(missing_ok=True)  # no stray temporary file on failure
                 raise
+        if cache is not None:
+            cache.remove()  # the next run of this stage decodes what it needs
         stage_metadata(
             context, settings, "faces", s, config, t["seconds"], faces=len(samples),
-            tracks=len(tracks.tracks), frames_decoded=len(set(samples.pts.tolist())),
-            crops_saved=len(images),
+            tracks=len(tracks.tracks), frames_decoded=len(set(samples.pts[~cached].tolist())),
+            faces_from_detection_pass=int(cached.sum()), crops_saved=len(images),
             mean_quality=round(float(samples.quality.mean()), 3) if len(samples) else 0.0)
         return FaceSet(samples, aligned, images)
 

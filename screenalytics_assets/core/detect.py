@@ -10,8 +10,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .detection_crops import CropWriter
 from .parallel import ordered_map
 from .rows import FaceRows
+from .sampling import ALIGNED_SIZE, align_face_i420
 from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
 from .video import PREFETCH_FRAMES, Prefetcher, VideoInfo, iter_frames, probe_video
 
@@ -174,6 +176,7 @@ def scan_episode(
     progress: ProgressFn | None = None,
     workers: int = 1,
     min_detection_fps: float = 0.0,
+    crops: CropWriter | None = None,
 ) -> EpisodeScan:
     """Decode the episode once; detect faces on every ``stride``-th frame and shot cuts on all.
 
@@ -196,6 +199,10 @@ def scan_episode(
         progress: called as ``progress(frames_done, frames_total)`` after every frame.
         workers: detector calls run at once (one per core with single-threaded ONNX Runtime
             sessions, see ``resources.models``); 1 runs them on the caller's thread.
+        crops: where to append the ArcFace-aligned crop of every detection, in the detections
+            table's row order, cut from the full-size frame in the same worker call as the
+            detection (:func:`.sampling.align_face_i420`; see :mod:`.detection_crops`). The
+            caller commits or discards it.
 
     Raises:
         VideoError: unreadable, empty, truncated or audio-only video (see :mod:`.video`).
@@ -215,23 +222,36 @@ def scan_episode(
     def detect(frame):
         if frame.image is None:  # a frame between two processed ones: decoded for cuts only
             return None
-        return detect_faces(detector, frame.image, det_input, det_thresh)
+        bbox, score, kps = detect_faces(detector, frame.image, det_input, det_thresh)
+        bbox, kps = bbox * np.tile(to_full, 2), kps * to_full
+        aligned = None
+        if crops is not None and frame.planes is not None:
+            aligned = np.stack([align_face_i420(frame.planes, lm) for lm in kps]) if len(kps) \
+                else np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
+        return bbox, score, kps, aligned
 
     # Cuts are found in the decode thread, so that the stride restarts at every shot.
-    with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed),
+    with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed,
+                                        keep_planes=crops is not None),
                     PREFETCH_FRAMES) as frames:
         for frame, found in ordered_map(detect, frames, workers):
             frame_ts.append(frame.ts)
             if found is not None:
                 processed += 1
-                bbox, score, kps = found
+                bbox, score, kps, aligned = found
+                if crops is not None:
+                    if aligned is None:  # a frame that could not be cropped: no cache at all
+                        crops.discard()
+                        crops = None
+                    else:
+                        crops.add(aligned, bbox)
                 n = len(score)
                 cols["frame_idx"].append(np.full(n, frame.frame_idx, np.int64))
                 cols["ts"].append(np.full(n, frame.ts, np.float64))
                 cols["pts"].append(np.full(n, frame.pts, np.int64))
-                cols["bbox"].append(bbox * np.tile(to_full, 2))
+                cols["bbox"].append(bbox)
                 cols["score"].append(score)
-                cols["kps"].append(kps * to_full)
+                cols["kps"].append(kps)
             if progress is not None:
                 progress(frame.frame_idx + 1, info.n_frames)
     ts = np.frombuffer(frame_ts, dtype=np.float64)

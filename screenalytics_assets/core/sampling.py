@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from .rows import FaceRows
-from .tracking import Track
 from .video import read_frames_at
+
+if TYPE_CHECKING:  # tracking imports the detection pass, which aligns faces with this module
+    from .detection_crops import CropCache
+    from .tracking import Track
 
 
 ALIGNED_SIZE = 112
@@ -26,6 +31,57 @@ def align_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         # scikit-image 0.26; the result is the same, and no InsightFace release avoids it yet
         warnings.filterwarnings("ignore", message=".*estimate.*deprecated", category=FutureWarning)
         return norm_crop(image, landmarks, image_size=ALIGNED_SIZE)
+
+
+def _i420_to_bgr(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """BGR uint8 [h, w, 3] of I420 planes (Y [h, w], U and V [h/2, w/2]; h, w even), converted
+    by libswscale through PyAV as a whole decoded frame is, so the pixels are the same."""
+    import av
+
+    h, w = y.shape
+    planes = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, w)
+    return av.VideoFrame.from_ndarray(planes, format="yuv420p").to_ndarray(format="bgr24")
+
+
+def align_face_i420(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """:func:`align_face` on a frame given as its I420 planes, converting to BGR only the region
+    the crop reads: the same crop as :func:`align_face` on the whole converted frame (InsightFace's
+    ``estimate_norm`` and ``cv2.warpAffine``, black outside the frame), at a fraction of a
+    full-frame conversion (a 112-px face of a 720p frame converts 2 % of it).
+
+    Args:
+        frame: uint8 [H * 3 / 2, W]: the Y plane [H, W] then U and V [H/2, W/2] each, as PyAV's
+            ``VideoFrame.to_ndarray(format="yuv420p")`` gives them (H, W even).
+        landmarks: float [5, 2] px in that frame.
+
+    Returns:
+        uint8 [112, 112, 3] BGR.
+    """
+    from insightface.utils.face_align import estimate_norm
+
+    rows, width = frame.shape
+    height = rows * 2 // 3
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*estimate.*deprecated", category=FutureWarning)
+        m = estimate_norm(np.asarray(landmarks, np.float32).reshape(5, 2), ALIGNED_SIZE)
+    # the frame pixels the crop's corners come from, with a margin for bilinear sampling and
+    # chroma upsampling; even, so the chroma planes crop at whole samples
+    inv = cv2.invertAffineTransform(m)
+    corners = np.array([[0, 0, 1], [ALIGNED_SIZE, 0, 1], [0, ALIGNED_SIZE, 1],
+                        [ALIGNED_SIZE, ALIGNED_SIZE, 1]], np.float64) @ inv.T
+    x0 = max(0, (int(np.floor(corners[:, 0].min())) - 4) // 2 * 2)
+    y0 = max(0, (int(np.floor(corners[:, 1].min())) - 4) // 2 * 2)
+    x1 = min(width, -(-(int(np.ceil(corners[:, 0].max())) + 4) // 2) * 2)
+    y1 = min(height, -(-(int(np.ceil(corners[:, 1].max())) + 4) // 2) * 2)
+    if x1 - x0 < 2 or y1 - y0 < 2:  # the face lies outside the frame: all border
+        return np.zeros((ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
+    y_plane = frame[:height]
+    chroma = frame[height:].reshape(2, height // 2, width // 2)
+    region = _i420_to_bgr(y_plane[y0:y1, x0:x1], chroma[0, y0 // 2:y1 // 2, x0 // 2:x1 // 2],
+                          chroma[1, y0 // 2:y1 // 2, x0 // 2:x1 // 2])
+    shifted = m.copy()
+    shifted[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    return cv2.warpAffine(region, shifted, (ALIGNED_SIZE, ALIGNED_SIZE), borderValue=0.0)
 
 
 def face_quality(bbox: np.ndarray, score: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -97,8 +153,10 @@ def extract_faces(
     thumb_size: int = 160,
     jpeg_quality: int = 90,
     out: np.ndarray | None = None,
+    cache: "CropCache | None" = None,
 ) -> tuple[np.ndarray, dict[str, bytes]]:
-    """Decode only the frames the samples are on and cut the faces out.
+    """Cut the samples' faces out: from the detection pass's crops where ``cache`` holds them,
+    else by decoding only the frames the samples are on.
 
     Args:
         path: the episode video the samples were detected in.
@@ -109,9 +167,13 @@ def extract_faces(
         thumb_size: thumbnail side in px. jpeg_quality: 1-100.
         out: uint8 [F, 112, 112, 3] array to fill, in memory or on disk (``NpyRows``, so the
             crops of a long episode need not fit in memory); a new in-memory array when omitted.
+        cache: aligned crops of the detections (:class:`.detection_crops.CropCache`); a sample
+            whose row and box it holds is taken from it. Unused with ``save_crops``, whose crops
+            and thumbnails need the whole frame.
 
     Returns:
-        ``(aligned uint8 [F, 112, 112, 3] BGR, {name: JPEG bytes})``.
+        ``(aligned uint8 [F, 112, 112, 3] BGR, {name: JPEG bytes})``; the frames decoded are
+        those of the samples the cache did not hold.
 
     Raises:
         VideoError: the video cannot be read or no longer has a sampled frame.
@@ -121,9 +183,14 @@ def extract_faces(
     if tuple(aligned.shape) != shape:
         raise ValueError(f"out has shape {aligned.shape}, expected {shape}")
     files: dict[str, bytes] = {}
+    cached = cache.matches(samples.det_index, samples.bbox) \
+        if cache is not None and not save_crops else np.zeros(len(samples), bool)
+    for i in np.flatnonzero(cached):
+        aligned[i] = cache.crop(samples.det_index[i])
     by_pts: dict[int, list[int]] = {}
     for i, p in enumerate(samples.pts):
-        by_pts.setdefault(int(p), []).append(i)
+        if not cached[i]:
+            by_pts.setdefault(int(p), []).append(i)
     best = {}
     for i in range(len(samples)):
         t = int(samples.track_id[i])
