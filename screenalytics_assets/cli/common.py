@@ -9,7 +9,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stderr
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -251,10 +251,12 @@ def execute(job, instance: "DagsterInstance", ep_id: str, selection: list["Asset
     from ..daemon import user_message
 
     run_config = {**(run_config or {}), **(VERBOSE_LOGS if VERBOSE else QUIET_LOGS)}
+    quiet = nullcontext() if VERBOSE else redirect_stderr(_DropEventLogWriteErrors(sys.stderr))
     try:
-        result = job.execute_in_process(instance=instance, partition_key=ep_id,
-                                        asset_selection=selection, run_config=run_config,
-                                        raise_on_error=False)
+        with quiet:
+            result = job.execute_in_process(instance=instance, partition_key=ep_id,
+                                            asset_selection=selection, run_config=run_config,
+                                            raise_on_error=False)
     except Exception as exc:
         raise _instance_error(exc, ep_id) or exc
     if not result.success:
@@ -270,6 +272,27 @@ def execute(job, instance: "DagsterInstance", ep_id: str, selection: list["Asset
             + f" (full log: {write_run_log(instance, result.run_id)}; stack traces with "
             "--verbose)", done)
     return result
+
+
+class _DropEventLogWriteErrors:
+    """``sys.stderr`` while a run executes without ``--verbose``. When the instance cannot
+    record an event (a full disk, the data root gone), Dagster writes that failure straight to
+    stderr, SQL statement and parameters included (5-15 lines per event), before the run fails;
+    the CLI reports the failure in its one line (:func:`_instance_error`, and
+    :func:`disk_full_error` in ``run``), so those writes are dropped. Everything else passes."""
+
+    PREFIX = "Exception while writing logger call to event log"
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX):
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def write_run_log(instance: "DagsterInstance", run_id: str) -> str:
