@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.func(args) or 0)
         except OSError as exc:
             # a read-only or full data root / DAGSTER_HOME: one line naming the file and the fix
-            raise common.os_error(exc) or exc from exc
+            clear = common.os_error(exc)
+            if clear is None:
+                raise
+            raise clear from exc
     except (ScreenalyticsError, SettingsError) as exc:
         if common.VERBOSE:
             traceback.print_exc()

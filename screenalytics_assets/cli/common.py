@@ -137,7 +137,10 @@ def instance_for(root: Path) -> "DagsterInstance":
             instance.get_dynamic_partitions("episodes")
             instance.all_instigator_state()
     except OSError as exc:
-        raise os_error(exc, f"the Dagster instance at {home}") or exc from exc
+        clear = os_error(exc, f"the Dagster instance at {home}")
+        if clear is None:
+            raise
+        raise clear from exc
     return instance
 
 
@@ -177,8 +180,8 @@ def os_error(exc: BaseException, what: str | None = None) -> StorageWriteError |
     other exception. ``what``: the thing being written, for the message (default: the file)."""
     if not isinstance(exc, OSError) or exc.errno not in (*_READ_ONLY, *_FULL):
         return None
-    name = exc.filename or what or "a file"
-    about = f"{what} ({name})" if what and exc.filename else name
+    name = str(exc.filename or what or "a file")
+    about = f"{what} ({name})" if what and exc.filename and name not in what else what or name
     if exc.errno in _FULL:
         return disk_full_error(exc, Path(name), None)
     return StorageWriteError(
@@ -198,8 +201,8 @@ def disk_full_error(exc: BaseException, path: Path, need: int | None,
     if os.environ.get("DAGSTER_HOME"):
         places.append(_usage(Path(os.environ["DAGSTER_HOME"])))
     folder, free, total = min(places, key=lambda p: p[1])
-    full = (isinstance(exc, OSError) and exc.errno in _FULL) or any(t in text for t in _FULL_TEXT) \
-        or ("disk I/O error" in text and free < _NEARLY_FULL)
+    full = (isinstance(exc, OSError) and exc.errno in _FULL) \
+        or any(t in text for t in _FULL_TEXT) or ("disk I/O error" in text and free < _NEARLY_FULL)
     if not full:
         return None
     needs = f"; the run needs about {_mib(need)} there" if need else ""

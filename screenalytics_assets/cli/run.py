@@ -94,7 +94,10 @@ def run(args) -> int:
                                 load_models if lazy_models else None)
     except (ScreenalyticsError, OSError) as exc:
         command = f"screenalytics run {args.video or ''} --ep-id {ep_id}".replace("  ", " ")
-        raise disk_full_error(exc, root, need, command) or exc from exc
+        full = disk_full_error(exc, root, need, command)
+        if full is None:
+            raise
+        raise full from exc
 
 
 #: Bytes a run writes per frame of video, on top of the video copy: the artifacts and the
