@@ -150,8 +150,9 @@ def _tmpfs(path: Path, size: str, read_only: bool = False) -> Iterator[Path]:
     real, not faked); skips the test where mounting is not allowed (not root)."""
     path.mkdir(parents=True, exist_ok=True)
     opts = f"size={size},mode=0755" + (",ro" if read_only else "")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, f"screenalytics-{uuid.uuid4().hex[:6]}",
-                           str(path)], capture_output=True, text=True)
+    device = f"screenalytics-{uuid.uuid4().hex[:6]}"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, device, str(path)],
+                          capture_output=True, text=True)
     if done.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:

@@ -320,14 +320,15 @@ def validate_video(path: str | os.PathLike, fps: float = 0.0) -> VideoInfo:
     same frame-count rule that step applies (see :func:`iter_frames`).
 
     Why not decode every frame, as ``detections`` does: that costs a decode of the whole
-    episode (on a busy 2-core machine, best of 7: the 275-frame 640x360 Hamilton clip 105-350
-    ms, this check 10-60 ms; the clip at 1920x1080, 550 frames, a keyframe every 60: 4.0 s, this
-    check 0.22 s, i.e. about ten minutes against half a minute for a 44-minute episode). Reading every packet still reads every byte
-    of the file, which is what a truncated or half-copied upload lacks; a keyframe decodes on
-    its own, so decoding only keyframes (1 frame in 46 on the Hamilton clip, one per GOP of
-    0.5-10 s in broadcast video) proves that the codec, its parameters and each GOP's start are
-    good. What it cannot see (a damaged frame inside a GOP) FFmpeg's decoder conceals in
-    ``detections`` too, rather than failing.
+    episode. On a busy 2-core machine (best of 7): the 275-frame 640x360 Hamilton clip decodes
+    in 105-350 ms, this check takes 10-60 ms; the clip at 1920x1080 (550 frames, a keyframe
+    every 60) 4.0 s against 0.22 s, i.e. about ten minutes against half a minute for a
+    44-minute episode. Reading every packet still reads every byte of the file, which is what a
+    truncated or half-copied upload lacks; a keyframe decodes on its own, so decoding only
+    keyframes (1 frame in 46 on the Hamilton clip, one per GOP of 0.5-10 s in broadcast video)
+    proves that the codec, its parameters and each GOP's start are good. A damaged frame inside
+    a GOP is not looked at; FFmpeg's decoder mostly conceals such damage in ``detections`` too
+    (a cut-off last frame is decoded without an error) rather than failing the run.
 
     Args:
         path: video file.
@@ -365,7 +366,7 @@ def validate_video(path: str | os.PathLike, fps: float = 0.0) -> VideoInfo:
         container.close()
     _check_frame_count(path, n, info, "read")
     if keyframes == 0:
-        raise VideoError(f"{path}: none of its {n} frames' keyframes decodes; the file is "
+        raise VideoError(f"{path}: no keyframe among its {n} frames decodes; the file is "
                          "corrupted. Re-encode or re-upload it.")
     return info
 
