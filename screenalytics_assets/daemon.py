@@ -94,7 +94,11 @@ def user_message(error) -> str:
         error = error.cause
     if error is None:
         return "unknown error"
-    return f"{error.cls_name}: {error.message.strip().splitlines()[-1] if error.message else ''}"
+    last = error.message.strip().splitlines()[-1] if error.message else ""
+    head, sep, rest = last.partition(": ")
+    if sep and head.rsplit(".", 1)[-1] == error.cls_name:  # "module.Class: message"
+        last = rest
+    return f"{error.cls_name}: {last}"
 
 
 def run_failure(instance: DagsterInstance, run_id: str) -> str:

@@ -9,6 +9,9 @@ local data root) run the same tick logic over the storage resource's ``list_vide
   folder: it is left for a later tick instead of starting a run on half a video;
 * a key that is not ``videos/{ep_id}/episode.mp4`` with a valid ep_id is skipped, with a log line
   saying why (once per key and version);
+* a re-upload of an episode that already has runs is read to its end first
+  (``unusable_reupload``): a truncated or unreadable one is skipped with the reason, so the
+  episode keeps its data version and its last good run;
 * a valid new or changed upload adds the episode, season and show partitions (the same
   registration as the CLI: ``partitions.missing_partitions``), records an
   ``AssetObservation`` of ``episode_video`` with the video's data version, and requests a run of
@@ -42,8 +45,9 @@ from resources.facebank import read_facebank
 from resources.storage import ArtifactStore
 from screenalytics_assets.core.ep_id import parse_ep_id, validate_ep_id
 from screenalytics_assets.core.facebank import facebank_version
-from screenalytics_assets.core.errors import InvalidEpIdError
+from screenalytics_assets.core.errors import InvalidEpIdError, VideoError
 from screenalytics_assets.core.review import edits_version
+from screenalytics_assets.core.video import validate_video
 from screenalytics_assets.partitions import EPISODES_PARTITION, missing_partitions
 
 VIDEO_NAME = "episode.mp4"
@@ -116,6 +120,13 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
         if version is None:  # deleted between the listing and now; next tick will tell
             present.pop(obj.key)
             continue
+        if ep_id in known_episodes:
+            bad = unusable_reupload(store, ep_id)
+            if bad:
+                # no observation, no run: the episode keeps its data version and last good run
+                log.warning(f"skipping {obj.key}: {bad}; {ep_id} keeps its last good run")
+                out.skipped[obj.key] = bad
+                continue
         if ep_id not in known_episodes and ep_id not in out.new_episodes:
             out.new_episodes.append(ep_id)
             # a new episode's edits file and show facebank are observed before its first run,
@@ -139,6 +150,19 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
     # keys that disappeared leave the cursor, so a later re-upload counts as new
     out.cursor = json.dumps(present, sort_keys=True, separators=(",", ":"))
     return out
+
+
+def unusable_reupload(store: ArtifactStore, ep_id: str) -> str | None:
+    """Why the re-uploaded video of an episode that already has runs cannot be used (truncated,
+    not a video...; checked as ``screenalytics run`` checks a new video, see
+    ``core.video.validate_video``), or ``None`` when it is good. Only re-uploads are checked: a
+    bad one must not make the episode's last good run stale; a new episode's bad upload has no
+    good run to keep, and its run fails in ``detections`` with the same message."""
+    try:
+        validate_video(store.video_path(ep_id))
+    except VideoError as exc:
+        return str(exc)
+    return None
 
 
 def skip_message(skipped: dict[str, str], limit: int = 5) -> str:

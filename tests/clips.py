@@ -33,3 +33,31 @@ def cut_clip(out: Path, start: int = 82, frames: int = 45, width: int = 320,
             for packet in stream.encode():
                 container.mux(packet)
     return out
+
+
+def faststart_truncated(src: Path, out: Path) -> Path:
+    """``src`` remuxed with its index first (as streaming uploads are), then cut in half, written
+    to ``out``: it opens fine and breaks off half-way (a half-copied upload)."""
+    full = out.with_name(out.stem + ".faststart.mp4")
+    with av.open(str(src)) as inp, av.open(str(full), "w",
+                                           options={"movflags": "faststart"}) as dst:
+        stream = dst.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    data = full.read_bytes()
+    full.unlink()
+    out.write_bytes(data[: len(data) // 2])
+    return out
+
+
+def unknown_codec(src: Path, out: Path) -> Path:
+    """``src`` (an H.264 MP4) with its sample entry's codec tag ``avc1`` renamed ``zzzz``: the
+    container opens, but FFmpeg has no decoder for the stream."""
+    data = bytearray(src.read_bytes())
+    at = data.rfind(b"avc1")  # the last one is the stsd sample entry (the first: ftyp's brands)
+    assert at > 0, f"{src} is not an H.264 MP4"
+    data[at:at + 4] = b"zzzz"
+    out.write_bytes(bytes(data))
+    return out

@@ -172,6 +172,7 @@ def test_data_root_deleted_mid_run_is_a_clear_message(tiny, tmp_path, monkeypatc
     message = err.getvalue()
     assert "was deleted or moved while the run was in progress" in message and str(data) in message
     assert "Traceback" not in message and "sqlalchemy" not in message.lower()
+    assert " - dagster - " not in message  # no Dagster log lines before the error
 
 
 @pytest.mark.slow
@@ -196,6 +197,8 @@ def test_s3_lost_mid_run_reports_the_first_error_and_leaves_no_local_copy(tiny, 
         assert stopped and rc == 2
         message = err.getvalue()
         assert "Traceback (most recent call last)" not in message
+        assert " - dagster - " not in message  # Dagster's ERROR log only with --verbose
+        assert "full log: " in message
         # the CLI's last word is the run's first error, then what cleanup could not undo
         last = message[message.rindex("\nerror: "):]
         assert "StorageUnavailableError" in last and "S3 endpoint unreachable" in last

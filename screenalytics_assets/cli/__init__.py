@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from ..core.errors import ScreenalyticsError
 from ..settings import SettingsError
 from . import backfill as backfill_cmd
 from . import cluster as cluster_cmd
+from . import common
 from . import crops as crops_cmd
 from . import delete as delete_cmd
 from . import facebank as facebank_cmd
@@ -35,9 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``screenalytics`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    common.VERBOSE = bool(getattr(args, "verbose", False))
     try:
-        return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        except OSError as exc:
+            # a read-only or full data root / DAGSTER_HOME: one line naming the file and the fix
+            clear = common.os_error(exc)
+            if clear is None:
+                raise
+            raise clear from exc
     except (ScreenalyticsError, SettingsError) as exc:
+        if common.VERBOSE:
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

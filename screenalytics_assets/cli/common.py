@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import shutil
+import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stderr
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,8 +19,17 @@ if TYPE_CHECKING:  # Dagster is imported by the commands that run something (cli
     from dagster import AssetKey, DagsterInstance
 
 
-# The CLI shows its own progress; Dagster's console logger only reports warnings and errors.
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The CLI shows its own progress and a failed step's error in one line, with the path of the
+# run's full log (see :func:`execute`); Dagster's console logger prints nothing, unless
+# ``--verbose`` asks for its warnings and errors (with their stack traces).
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+VERBOSE_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+#: Set by ``screenalytics ... --verbose``: print Dagster's log and stack traces as well.
+VERBOSE = False
+
+#: Folder under the data root holding the full log of every failed CLI run, ``{run_id}.log``.
+RUN_LOGS = "logs"
 
 
 class RunFailedError(ScreenalyticsError):
@@ -77,6 +89,9 @@ def episode_lock(ep_id: str, wait: bool = False) -> Iterator[None]:
 
 def add_common_args(p) -> None:
     p.add_argument("--data-root", help="data root (default: $SCREENALYTICS_DATA_ROOT or ./data)")
+    p.add_argument("--verbose", action="store_true",
+                   help="print Dagster's log and the stack trace of a failure (by default one "
+                        "line names the cause and where the full log is)")
 
 
 def data_root(args) -> Path:
@@ -107,20 +122,128 @@ def instance_for(root: Path) -> "DagsterInstance":
     from dagster import DagsterInstance
 
     home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster_home")
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    # Two first runs at once would both create the instance's SQLite schema and collide in its
-    # migrations: the first process to take the lock creates it, the others open it.
-    with open(home / ".instance.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (home / "dagster.yaml").exists():
-            (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        instance = DagsterInstance.get()
-        # create every storage (runs, event log index, schedules) before letting others in
-        instance.get_runs(limit=1)
-        instance.get_dynamic_partitions("episodes")
-        instance.all_instigator_state()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home)
+        # Two first runs at once would both create the instance's SQLite schema and collide in
+        # its migrations: the first process to take the lock creates it, the others open it.
+        with open(home / ".instance.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (home / "dagster.yaml").exists():
+                (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+            instance = DagsterInstance.get()
+            # create every storage (runs, event log index, schedules) before letting others in
+            instance.get_runs(limit=1)
+            instance.get_dynamic_partitions("episodes")
+            instance.all_instigator_state()
+    except OSError as exc:
+        clear = os_error(exc, f"the Dagster instance at {home}")
+        if clear is None:
+            raise
+        raise clear from exc
     return instance
+
+
+class StorageWriteError(ScreenalyticsError):
+    """A folder the CLI writes to (the data root, ``$DAGSTER_HOME``) is read-only, not ours to
+    write, or on a full disk."""
+
+
+#: ``errno`` values of a folder that cannot be written to, and of a full disk.
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: How a full disk reads in the error text of SQLite (the Dagster instance) and of a failed step
+#: (its ``OSError`` arrives as text). SQLite reports a write cut short by a full disk either as
+#: SQLITE_FULL or, when it fails while syncing its journal, as a plain "disk I/O error".
+_FULL_TEXT = ("No space left on device", "Disk quota exceeded", "database or disk is full")
+#: Below this many bytes free, a "disk I/O error" of the instance is taken to be a full disk.
+_NEARLY_FULL = 4 << 20
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB" if n < (1 << 30) else f"{n / (1 << 30):.2f} GiB"
+
+
+def _usage(path: Path) -> tuple[Path, int, int]:
+    """``(the nearest existing folder, bytes free, bytes in all)`` of the file system holding
+    ``path`` (which need not exist yet)."""
+    path = Path(path).resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    usage = shutil.disk_usage(path)
+    return path, usage.free, usage.total
+
+
+def os_error(exc: BaseException, what: str | None = None) -> StorageWriteError | None:
+    """The one-line error for an ``OSError`` of a folder that cannot be written to (read-only
+    file system, no permission) or of a full disk, naming the file and the fix; ``None`` for any
+    other exception. ``what``: the thing being written, for the message (default: the file)."""
+    if not isinstance(exc, OSError) or exc.errno not in (*_READ_ONLY, *_FULL):
+        return None
+    name = str(exc.filename or what or "a file")
+    about = f"{what} ({name})" if what and exc.filename and name not in what else what or name
+    if exc.errno in _FULL:
+        return disk_full_error(exc, Path(name), None)
+    return StorageWriteError(
+        f"cannot write {about}: {exc.strerror}. Make it writable, or point --data-root / "
+        "SCREENALYTICS_DATA_ROOT (and DAGSTER_HOME) at a writable folder.")
+
+
+def disk_full_error(exc: BaseException, path: Path, need: int | None,
+                    command: str = "") -> StorageWriteError | None:
+    """The error for a run that failed because the disk holding ``path`` (or ``$DAGSTER_HOME``)
+    is full, saying how much is free and ``need`` (bytes the run needs, when known); ``None``
+    when ``exc`` is not a full disk: an ``ENOSPC``/``EDQUOT`` ``OSError``, or an error whose
+    text says so (a failed step; SQLite's "database or disk is full", or its "disk I/O error"
+    with less than 4 MiB free)."""
+    text = str(exc)
+    places = [_usage(path)]
+    if os.environ.get("DAGSTER_HOME"):
+        places.append(_usage(Path(os.environ["DAGSTER_HOME"])))
+    folder, free, total = min(places, key=lambda p: p[1])
+    full = (isinstance(exc, OSError) and exc.errno in _FULL) \
+        or any(t in text for t in _FULL_TEXT) or ("disk I/O error" in text and free < _NEARLY_FULL)
+    if not full:
+        return None
+    needs = f"; the run needs about {_mib(need)} there" if need else ""
+    again = f": `{command}`" if command else ""
+    return StorageWriteError(
+        f"the disk holding {folder} is full ({_mib(free)} free of {_mib(total)}){needs}. Free "
+        f"space there, or move the data root (--data-root / SCREENALYTICS_DATA_ROOT, and "
+        f"DAGSTER_HOME) to a larger disk, then run again{again}.")
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a ``--port`` that another program already listens on, before anything starts
+    (the webserver would otherwise fail only after the rest has started). Port 0 (pick a free
+    one) always passes.
+
+    Raises:
+        ScreenalyticsError: the port is in use, or ``host`` is not an address of this machine.
+    """
+    import socket
+
+    if not port:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ScreenalyticsError(f"--host {host}: not an address of this machine ({exc})") \
+            from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # the same option uvicorn and the Dagster webserver bind with: a port left in TIME_WAIT
+        # by a previous server is free to them, so it is free here too
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ScreenalyticsError(
+                    f"port {port} on {host} is already in use by another program; choose "
+                    f"another with --port (or --port 0 for a free one)") from None
+            raise ScreenalyticsError(f"cannot listen on {host}:{port} ({exc.strerror}); choose "
+                                     "another --host or --port") from None
 
 
 def execute(job, instance: "DagsterInstance", ep_id: str, selection: list["AssetKey"] | None,
@@ -130,24 +253,75 @@ def execute(job, instance: "DagsterInstance", ep_id: str, selection: list["Asset
 
     from ..daemon import user_message
 
-    run_config = {**(run_config or {}), **QUIET_LOGS}
+    run_config = {**(run_config or {}), **(VERBOSE_LOGS if VERBOSE else QUIET_LOGS)}
+    quiet = nullcontext() if VERBOSE else redirect_stderr(_DropEventLogWriteErrors(sys.stderr))
     try:
-        result = job.execute_in_process(instance=instance, partition_key=ep_id,
-                                        asset_selection=selection, run_config=run_config,
-                                        raise_on_error=False)
+        with quiet:
+            result = job.execute_in_process(instance=instance, partition_key=ep_id,
+                                            asset_selection=selection, run_config=run_config,
+                                            raise_on_error=False)
     except Exception as exc:
         raise _instance_error(exc, ep_id) or exc
     if not result.success:
-        errors = [
-            f"{e.step_key}: {user_message(e.step_failure_data.error)}"
-            for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE
-        ]
+        failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+        errors = [f"{e.step_key}: {user_message(e.step_failure_data.error)}" for e in failures]
+        if VERBOSE:
+            for e in failures:
+                print(e.step_failure_data.error.to_string(), file=sys.stderr)
         done = [e.asset_key for e in result.all_events
                 if e.event_type == DagsterEventType.ASSET_MATERIALIZATION]
         raise RunFailedError(
-            f"run {result.run_id} for {ep_id} failed: " + ("; ".join(errors) or "see the run log"),
-            done)
+            f"run {result.run_id} for {ep_id} failed: " + ("; ".join(errors) or "see its log")
+            + f" (full log: {write_run_log(instance, result.run_id)}; stack traces with "
+            "--verbose)", done)
     return result
+
+
+class _DropEventLogWriteErrors:
+    """``sys.stderr`` while a run executes without ``--verbose``. When the instance cannot
+    record an event (a full disk, the data root gone), Dagster writes that failure straight to
+    stderr, SQL statement and parameters included (5-15 lines per event), before the run fails;
+    the CLI reports the failure in its one line (:func:`_instance_error`, and
+    :func:`disk_full_error` in ``run``), so those writes are dropped. Everything else passes."""
+
+    PREFIX = "Exception while writing logger call to event log"
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX):
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def write_run_log(instance: "DagsterInstance", run_id: str) -> str:
+    """Write a run's whole event log (every event, with the stack trace of each failure) to
+    ``<data root>/logs/{run_id}.log`` and return where the user finds it: that file, or, when
+    it cannot be written (a full disk, a read-only data root), the run id to look up in the
+    Dagster UI (``screenalytics serve``), which keeps the same log."""
+    import logging
+    from datetime import datetime, timezone
+
+    lines = []
+    for entry in instance.all_logs(run_id):
+        when = datetime.fromtimestamp(entry.timestamp, timezone.utc).isoformat(timespec="seconds")
+        event = entry.dagster_event
+        kind = event.event_type_value if event is not None else "LOG"
+        lines.append(f"{when} {logging.getLevelName(entry.level)} "
+                     f"{entry.step_key or '-'} {kind}: {entry.user_message or entry.message}")
+        if event is not None and event.is_step_failure:
+            lines.append(event.step_failure_data.error.to_string())
+    path = Path(os.environ.get("SCREENALYTICS_DATA_ROOT", ".")) / RUN_LOGS / f"{run_id}.log"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+    except OSError:
+        return f"run {run_id} in the Dagster UI (`screenalytics serve`)"
+    return str(path)
 
 
 class InstanceGoneError(ScreenalyticsError):

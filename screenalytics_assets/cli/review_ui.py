@@ -21,8 +21,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..review_app import serve  # imported here: `screenalytics --help` stays fast
 
-    from .common import data_root
+    from .common import check_port, data_root
 
+    check_port(args.host, args.port)  # before anything starts or is printed
     root = data_root(args)
     print(f"review app on http://{args.host}:{args.port} (data root {root}); Ctrl-C stops it",
           flush=True)

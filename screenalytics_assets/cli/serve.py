@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from ..dagster_cli import CODE_LOCATION, dagster_script
-from .common import add_common_args, data_root, instance_for
+from .common import add_common_args, check_port, data_root, instance_for
 
 #: seconds each process group gets to shut down after SIGINT before it is killed
 STOP_GRACE_S = 20.0
@@ -73,6 +73,7 @@ def run(args) -> int:
     )
     from ..settings import load_settings
 
+    check_port(args.host, args.port)  # before the daemon or a sensor starts
     root = data_root(args)
     raw_interval = None if args.sensor_interval is None else str(args.sensor_interval)
     interval = sensor_interval_s(raw_interval)  # bad values fail here, not in the daemon
