@@ -331,6 +331,17 @@ def test_parallel_model_calls_give_the_same_detections_and_embeddings():
                                    atol=1e-5, err_msg=pack)
 
 
+def test_samples_are_good_faces_spread_over_the_track():
+    from screenalytics_assets.core.sampling import spread_best
+
+    # a good first second, a profile stretch, a fair last second: samples from both good ends
+    q = np.r_[np.linspace(0.9, 1.0, 30), np.full(30, 0.1), np.linspace(0.5, 0.6, 30)]
+    keep = spread_best(q, 8)
+    assert len(keep) == 8 and list(keep) == sorted(keep)
+    assert (keep < 30).sum() == 4 and (keep >= 60).sum() == 4
+    assert list(spread_best(q[:5], 8)) == [0, 1, 2, 3, 4]
+
+
 def test_faces_cut_in_the_detection_pass_are_the_faces_decoded_again(tmp_path):
     """The detection pass keeps every detection's aligned face, cut from the full-size frame
     (the 1280x720 clip, detected at 640x384): the faces stage's samples taken from it are the

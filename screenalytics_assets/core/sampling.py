@@ -118,8 +118,38 @@ SAMPLE_COLUMNS = ("face_id", "track_id", "det_index", "frame_idx", "ts", "pts", 
                   "landmarks", "quality")
 
 
+#: A face is a candidate sample of its track when its quality is at least this share of the
+#: track's best (:func:`spread_best`).
+CANDIDATE_QUALITY = 0.5
+
+
+def spread_best(quality: np.ndarray, k: int) -> np.ndarray:
+    """Indices (sorted) of ``k`` faces of one track that are good and spread over its length.
+
+    Candidates are the faces of at least :data:`CANDIDATE_QUALITY` times the track's best
+    quality (the ``k`` best when fewer are); they are split in frame order into ``k`` runs of
+    consecutive candidates and the best of each run is kept. A long steady track so gives faces
+    from its whole length instead of ``k`` near-copies from its best second, and a bad stretch (a
+    profile, a face cut by the edge) gives none while better faces exist.
+
+    Args:
+        quality: float [L] per face in frame order (:func:`face_quality`). k: faces wanted.
+
+    Returns:
+        int64 [min(k, L)].
+    """
+    n = len(quality)
+    if n <= k:
+        return np.arange(n, dtype=np.int64)
+    cand = np.flatnonzero(quality >= CANDIDATE_QUALITY * quality.max())
+    if len(cand) < k:
+        cand = np.sort(np.argsort(-quality, kind="stable")[:k])
+    return np.array([run[np.argmax(quality[run])] for run in np.array_split(cand, k)], np.int64)
+
+
 def select_samples(tracks: list[Track], max_samples_per_track: int = 16) -> FaceSamples:
-    """Choose up to ``max_samples_per_track`` faces per track, best :func:`face_quality` first.
+    """Choose up to ``max_samples_per_track`` good faces per track, spread over its length
+    (:func:`spread_best` on :func:`face_quality`).
 
     Faces are listed by track, then frame. Raises ValueError if ``max_samples_per_track < 1``.
     """
@@ -128,7 +158,7 @@ def select_samples(tracks: list[Track], max_samples_per_track: int = 16) -> Face
     parts = []
     for t in tracks:
         q = face_quality(t.bbox, t.score, t.landmarks)
-        keep = np.sort(np.argsort(-q, kind="stable")[:max_samples_per_track])
+        keep = spread_best(q, max_samples_per_track)
         parts.append(t.rows[keep].with_columns(
             track_id=np.full(len(keep), t.track_id, np.int64), quality=q[keep], dur=None))
     rows = FaceRows.concat(parts)
