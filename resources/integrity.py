@@ -17,6 +17,7 @@ from screenalytics_assets.core.integrity import (
     compare,
     digest_bytes,
     digest_file,
+    is_large,
     manifest_bytes,
     manifest_name,
     parse_manifest,
@@ -70,11 +71,11 @@ def read_manifest(store: ArtifactStore, ep_id: str, asset: str) -> dict[str, Fil
 def measure(store: ArtifactStore, ep_id: str, name: str,
             keep: dict[str, bytes] | None = None) -> FileDigest | None:
     """Digest of one stored artifact file as it is now; ``None`` when it is missing. Large
-    arrays are hashed from a local copy in chunks; the bytes of any other file are put in
-    ``keep`` (when given), so that a reader need not fetch them again."""
+    files (arrays, archives) are hashed from a local copy in chunks; the bytes of any other
+    file are put in ``keep`` (when given), so that a reader need not fetch them again."""
     key = store.artifact_key(ep_id, name)
     try:
-        if name.endswith(".npy"):
+        if is_large(name):
             return digest_file(name, store.local_file(ep_id, name))
         data = store.get(key)
         if keep is not None:
@@ -151,12 +152,13 @@ def verified_reader(store: ArtifactStore, ep_id: str, asset: str) -> Reader:
     was hashed."""
     verified: dict[str, bytes] = {}
     verify(store, ep_id, asset, keep=verified)
+    plain = store.reader(ep_id)
 
     def read(name: str) -> bytes:
         data = verified.get(name)
-        return data if data is not None else store.read_file(ep_id, name)
+        return data if data is not None else plain(name)
 
-    read.path = lambda name: store.local_file(ep_id, name)  # large arrays are read row by row
+    read.path = plain.path  # large files are read row by row
     return read
 
 

@@ -42,7 +42,7 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
 CODE_REVISIONS: dict[str, str] = {
     "detections": "3",
     "tracks": "2",
-    "faces": "1",
+    "faces": "2",  # 2: aligned faces stored JPEG-coded (faces_aligned.zip)
     "embeddings": "1",
     "identities": "2",
     "track_reps": "2",
