@@ -18,7 +18,7 @@ What it holds:
   two-colour gradient) that changes at every cut by far more than the shot-cut detector's
   threshold, so every cut is found;
 - 1-4 faces per shot, one per vertical band of the frame (their sprites never overlap), each
-  moving and changing size along a straight path; face heights 24-300 px, a tenth of the faces
+  moving and changing size along a straight path; face heights 24-300 px, one face in twenty
   far away (24-48 px);
 - faces in the outer bands sliding partly out of frame and back within the shot (at most
   :data:`MAX_OUT` of the face box's width outside the frame);
@@ -70,7 +70,7 @@ FACES_PER_SHOT, FACES_PER_SHOT_P = (1, 2, 3, 4), (0.35, 0.3, 0.2, 0.15)
 #: Face box height on screen (px): every face stays within these; FAR_SHARE of the faces are
 #: far away (at most FAR_FACE_PX), the others between FAR_FACE_PX and MAX_FACE_PX (log-uniform).
 MIN_FACE_PX, FAR_FACE_PX, MAX_FACE_PX = 24, 48, 300
-FAR_SHARE = 0.1
+FAR_SHARE = 0.05
 #: Faces smaller than this (px, at their smallest in a shot) are under what the pipeline can
 #: find at its default ``det_size`` 640: a 720p frame is halved for the detector, and 16 px is
 #: SCRFD's smallest anchor. Measured on the 1-minute episode (ci_pack, balanced): faces of 24-28

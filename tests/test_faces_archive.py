@@ -126,3 +126,24 @@ def test_load_faces_reads_the_archive_or_a_legacy_array(tmp_path):
         load_faces(_reader({**files, ALIGNED_FILE: short.getvalue()}))
     with pytest.raises(ValueError, match="not a ZIP archive"):
         load_faces(_reader({**files, ALIGNED_FILE: b"not a zip"}))
+
+
+def test_review_app_serves_the_stored_jpeg_of_a_face(tmp_path):
+    from resources.storage import LocalStore
+    from screenalytics_assets.review_app.data import NotFoundError, face_jpeg
+
+    faces = _faces(3)
+    files = dump_faces(_face_set(faces))
+    store = LocalStore(tmp_path / "new")
+    store.write_files("show-s01e01", files)
+    with zipfile.ZipFile(io.BytesIO(files[ALIGNED_FILE])) as z:
+        assert face_jpeg(store, "show-s01e01", 2) == z.read("face_00002.jpg")
+    with pytest.raises(NotFoundError, match="no face 7"):
+        face_jpeg(store, "show-s01e01", 7)
+    # an episode written before the archive: its row of the raw array, coded for the page
+    old = LocalStore(tmp_path / "old")
+    old.write_files("show-s01e01", {"faces.jsonl": files["faces.jsonl"],
+                                    LEGACY_ALIGNED_FILE: npy_bytes(faces)})
+    image = cv2.imdecode(np.frombuffer(face_jpeg(old, "show-s01e01", 1), np.uint8),
+                         cv2.IMREAD_COLOR)
+    assert np.abs(image.astype(int) - faces[1]).mean() < 4.0
