@@ -270,10 +270,10 @@ def _face(rng: np.random.Generator, person: str, photo: str, box, band: int, ban
         # the share out of frame, 1/2 - x/w, is largest at the widest face when the centre is
         # inside the frame, at the narrowest when it is outside
         w = max(widths) if share <= 0.5 else min(widths)
-        x_out = w * (0.5 - share)
-        x_out = x_out if left else WIDTH - x_out
+        inset = w * (0.5 - share)  # face centre's distance from the edge (< 0: outside)
+        x_out = inset if left else WIDTH - inset
         path = ((0.0, float(xa)), (float(ta), x_out), (float(tb), x_out), (1.0, float(xb)))
-        out = max(0.5 - (x_out if left else WIDTH - x_out) / wt for wt in widths)
+        out = max(0.5 - inset / wt for wt in widths)
         return Face(person, photo, path, y, height, float(out))
     return Face(person, photo, path, y, height)
 
