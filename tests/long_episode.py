@@ -543,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     on = sum(1 for k in ep.seconds if ep.seconds[k] > 0)
-    print(f"{ep.path}: {ep.n_frames} frames ({ep.duration_s:.1f} s), {len(ep.shots)} shots, "
+    print(f"{ep.path}: {ep.n_frames} frames ({ep.duration_s:.1f} s), {len(ep.shots)} shot(s), "
           f"{on} people on screen, absent cast: {', '.join(ep.absent) or 'none'}; truth "
           f"{ep.truth_path}; facebank {ep.facebank_dir}; built in "
           f"{time.perf_counter() - start:.1f} s")
