@@ -17,6 +17,7 @@ from screenalytics_assets.core.integrity import (
     compare,
     digest_bytes,
     digest_file,
+    is_large,
     manifest_bytes,
     manifest_name,
     parse_manifest,
@@ -45,10 +46,15 @@ def write_manifest(store: ArtifactStore, ep_id: str, asset: str,
 def write_artifact(store: ArtifactStore, ep_id: str, asset: str,
                    files: Mapping[str, "bytes | SpoolFile"]) -> tuple[dict[str, FileDigest], str]:
     """Store an asset's files as its codec produced them (``CODECS[asset].dump``), then their
-    manifest. Returns ``(digests of the non-image files, URI of the manifest)``."""
+    manifest, then delete the files an older revision of the codec wrote instead
+    (``Codec.replaces``). Returns ``(digests of the non-image files, URI of the manifest)``."""
     digests = digest_files(files)  # before the spooled arrays are moved into place
     store.write_files(ep_id, dict(files))
-    return digests, write_manifest(store, ep_id, asset, digests, len(files) - len(digests))
+    manifest = write_manifest(store, ep_id, asset, digests, len(files) - len(digests))
+    obsolete = [n for n in CODECS[asset].replaces if n not in files]
+    if obsolete:
+        store.delete_keys([store.artifact_key(ep_id, n) for n in obsolete])
+    return digests, manifest
 
 
 def read_manifest(store: ArtifactStore, ep_id: str, asset: str) -> dict[str, FileDigest] | None:
@@ -70,11 +76,11 @@ def read_manifest(store: ArtifactStore, ep_id: str, asset: str) -> dict[str, Fil
 def measure(store: ArtifactStore, ep_id: str, name: str,
             keep: dict[str, bytes] | None = None) -> FileDigest | None:
     """Digest of one stored artifact file as it is now; ``None`` when it is missing. Large
-    arrays are hashed from a local copy in chunks; the bytes of any other file are put in
-    ``keep`` (when given), so that a reader need not fetch them again."""
+    files (arrays, archives) are hashed from a local copy in chunks; the bytes of any other
+    file are put in ``keep`` (when given), so that a reader need not fetch them again."""
     key = store.artifact_key(ep_id, name)
     try:
-        if name.endswith(".npy"):
+        if is_large(name):
             return digest_file(name, store.local_file(ep_id, name))
         data = store.get(key)
         if keep is not None:
@@ -151,12 +157,13 @@ def verified_reader(store: ArtifactStore, ep_id: str, asset: str) -> Reader:
     was hashed."""
     verified: dict[str, bytes] = {}
     verify(store, ep_id, asset, keep=verified)
+    plain = store.reader(ep_id)
 
     def read(name: str) -> bytes:
         data = verified.get(name)
-        return data if data is not None else store.read_file(ep_id, name)
+        return data if data is not None else plain(name)
 
-    read.path = lambda name: store.local_file(ep_id, name)  # large arrays are read row by row
+    read.path = plain.path  # large files are read row by row
     return read
 
 

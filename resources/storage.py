@@ -28,7 +28,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from screenalytics_assets.core.artifacts import SpoolFile
+from screenalytics_assets.core.artifacts import Reader, SpoolFile
 from screenalytics_assets.core.ep_id import validate_ep_id, validate_show
 from screenalytics_assets.core.errors import ArtifactError, VideoError
 
@@ -232,6 +232,17 @@ class ArtifactStore(ABC):
 
     def file_uri(self, ep_id: str, name: str) -> str:
         return self.uri(self.artifact_key(ep_id, name))
+
+    def reader(self, ep_id: str) -> Reader:
+        """A reader of the episode's artifact files as they are (unverified: see
+        ``resources.integrity.verified_reader``): ``read(name) -> bytes`` and
+        ``read.path(name)``, a local copy for large files. Both raise ArtifactError when the
+        file is missing."""
+        def read(name: str) -> bytes:
+            return self.read_file(ep_id, name)
+
+        read.path = lambda name: self.local_file(ep_id, name)
+        return read
 
 
 class LocalStore(ArtifactStore):

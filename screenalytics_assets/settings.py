@@ -42,7 +42,7 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
 CODE_REVISIONS: dict[str, str] = {
     "detections": "3",
     "tracks": "3",
-    "faces": "2",
+    "faces": "3",  # 2: aligned faces stored JPEG-coded (faces_aligned.zip); 3: spread samples
     "embeddings": "1",
     "identities": "2",
     "track_reps": "2",

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import random
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,15 @@ def _drop_row(name: str, data: bytes) -> bytes:
             buf = io.BytesIO()
             np.save(buf, arr[:-1], allow_pickle=False)
             return buf.getvalue()
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            members = z.infolist()
+            if len(members) > 1:
+                buf = io.BytesIO()
+                with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as out:
+                    for info in members[:-1]:
+                        out.writestr(info, z.read(info))
+                return buf.getvalue()
     elif name in JSON_ROWS:
         doc = json.loads(data)
         rows = doc[JSON_ROWS[name]]

@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
+
+from tests.render import face_sprite, paste, write_h264
 
 WIDTH, HEIGHT, FPS = 640, 360, 10
 
@@ -110,29 +111,6 @@ class KnownAnswerEpisode:
     shot_starts: list[int]
 
 
-def _sprite(photo: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The face and its surroundings, square, scaled so the face box is FACE_PX high."""
-    x1, y1, x2, y2 = box
-    side = max(x2 - x1, y2 - y1) * SPRITE_SCALE
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    scale = FACE_PX / (y2 - y1)
-    size = int(round(side * scale))
-    # affine map: photo point (cx, cy) -> sprite centre, uniform scale; outside the photo: edge
-    m = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]])
-    return cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_AREA,
-                          borderMode=cv2.BORDER_REPLICATE)
-
-
-def _paste(frame: np.ndarray, sprite: np.ndarray, cx: float, cy: float) -> None:
-    """Paste ``sprite`` centred at (cx, cy) px, clipped by the frame's edges."""
-    s = sprite.shape[0]
-    x0, y0 = int(round(cx - s / 2)), int(round(cy - s / 2))
-    fx0, fy0 = max(0, x0), max(0, y0)
-    fx1, fy1 = min(frame.shape[1], x0 + s), min(frame.shape[0], y0 + s)
-    if fx1 > fx0 and fy1 > fy0:
-        frame[fy0:fy1, fx0:fx1] = sprite[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
-
-
 def _x_at(path: tuple[tuple[float, float], ...], t: float) -> float:
     ts, xs = zip(*path)
     return float(np.interp(t, ts, xs))
@@ -148,13 +126,14 @@ def frames(faces_root: Path, shots=SHOTS, fps: int = FPS):
                 photo = cv2.imread(str(faces_root / PEOPLE[a.person] / f"{a.photo}.jpg"))
                 if photo is None:
                     raise FileNotFoundError(faces_root / PEOPLE[a.person] / f"{a.photo}.jpg")
-                sprites[a.person, a.photo] = _sprite(photo, FACE_BOX[a.person, a.photo])
+                sprites[a.person, a.photo] = face_sprite(photo, FACE_BOX[a.person, a.photo],
+                                                         FACE_PX, SPRITE_SCALE)
         for i in range(n):
             frame = np.empty((HEIGHT, WIDTH, 3), np.uint8)
             frame[:] = BACKGROUNDS[k % len(BACKGROUNDS)]
             t = i / max(n - 1, 1)
             for a in apps:
-                _paste(frame, sprites[a.person, a.photo], _x_at(a.path, t) * WIDTH, a.y * HEIGHT)
+                paste(frame, sprites[a.person, a.photo], _x_at(a.path, t) * WIDTH, a.y * HEIGHT)
             yield k, frame
 
 
@@ -169,16 +148,8 @@ def build_episode(faces_root: Path, out: Path, shots=SHOTS, fps: int = FPS) -> K
         frame_idx += n
         for a in apps:
             seconds[a.person] = seconds.get(a.person, 0.0) + n / fps
-    container = av.open(str(out), "w")
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-    stream.options = {"crf": "18"}
-    for _, frame in frames(faces_root, shots, fps):
-        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+    write_h264(out, (frame for _, frame in frames(faces_root, shots, fps)), WIDTH, HEIGHT, fps,
+               {"crf": "18"})
     return KnownAnswerEpisode(out, fps, frame_idx, seconds, starts)
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
+
+from tests.render import write_h264
 
 # Persons whose three photos the ci_pack recognizer matches well with each other (pairwise cosine
 # 0.71-0.90) and poorly with the others (<= 0.54 against all 30 people), measured with
@@ -74,9 +75,7 @@ def build_episode(faces_root: Path, out: Path, shots=SHOTS, fps: int = FPS) -> S
     seconds: dict[str, float] = {}
     starts = []
     frame_idx = 0
-    container = av.open(str(out), "w")
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    shot_frames = []
     for dur, members in shots:
         n = int(round(dur * fps))
         starts.append(frame_idx)
@@ -88,16 +87,11 @@ def build_episode(faces_root: Path, out: Path, shots=SHOTS, fps: int = FPS) -> S
                 photos[path] = cv2.imread(str(path))
             imgs.append(photos[path])
             seconds[key] = seconds.get(key, 0.0) + n / fps
-        for i in range(n):
-            zoom = 1.0 + 0.06 * i / max(n - 1, 1)
-            frame = np.hstack([_panel(im, panel_w, HEIGHT, zoom) for im in imgs])
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
-            for packet in stream.encode(vf):
-                container.mux(packet)
+        shot_frames.append((n, panel_w, imgs))
         frame_idx += n
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+    write_h264(out, (np.hstack([_panel(im, panel_w, HEIGHT, 1.0 + 0.06 * i / max(n - 1, 1))
+                                for im in imgs])
+                     for n, panel_w, imgs in shot_frames for i in range(n)), WIDTH, HEIGHT, fps)
     return SyntheticEpisode(out, fps, frame_idx, seconds, starts,
                             {k: faces_root / v for k, v in PEOPLE.items()})
 

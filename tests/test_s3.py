@@ -39,7 +39,7 @@ EP1, EP2, SEASON = "hamilton-s01e01", "hamilton-s01e02", "hamilton-s01"
 SENSOR = "s3_upload_sensor"
 MANIFESTS = "artifacts/manifests/hamilton/s01/e{ee}/"
 DESIGN_FILES = ["detections.jsonl", "shots.json", "tracks.jsonl", "tracks_meta.json",
-                "faces.jsonl", "faces_aligned.npy", "faces_embeddings.npy",
+                "faces.jsonl", "faces_aligned.zip", "faces_embeddings.npy",
                 "faces_embeddings.json", "identities.json", "cluster_centroids.json",
                 "track_reps.jsonl", "track_metrics.json", "screentime.json", "screentime.csv"]
 SAVE_CROPS = {"ops": {"faces": {"config": {"save_crops": True}}}}

@@ -1,4 +1,5 @@
-"""The pipeline's artifacts and their files (JSON Lines, JSON, CSV, ``.npy``).
+"""The pipeline's artifacts and their files (JSON Lines, JSON, CSV, ``.npy``, and one ZIP archive
+of JPEG images: the aligned faces).
 
 Each artifact type is what one asset produces. ``CODECS[asset_name]`` turns it into
 ``{file name: bytes}`` and back; storage decides where those files go. Names starting with
@@ -12,20 +13,24 @@ import io
 import json
 import os
 import tempfile
+import threading
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .cast_links import IdentityLink
 from .clustering import Clustering
 from .detect import EpisodeScan
+from .errors import ArtifactError
 from .reps import TrackRep
 from .review import ReviewedIdentity, ReviewResult
 from .rows import decode_rows, encode_rows
-from .sampling import SAMPLE_COLUMNS, FaceSamples
+from .sampling import ALIGNED_SIZE, SAMPLE_COLUMNS, FaceSamples
 from .screentime import PersonTime, Segment
 from .shots import Shot
 from .tracking import Track
@@ -127,6 +132,114 @@ def spool_array(folder: str | os.PathLike, shape: tuple[int, ...], dtype) -> Npy
     fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".npy", dir=folder)
     os.close(fd)
     return NpyRows(name, shape, dtype)
+
+
+ALIGNED_JPEG_QUALITY = 95
+"""JPEG quality of the aligned faces' archive (``faces_aligned.zip``). Fixed here rather than read
+from the ``jpeg_quality`` setting: that setting is for crops people look at (85 at ``fast``), while
+these crops are what the recognizer embeds, so their fidelity must not follow a display choice.
+Measured on the 490 faces of the 1-minute long episode (tests/long_episode.py): 5.3 KB per face
+instead of 37.6 KB raw; embeddings of decoded faces against raw ones at cosine >= 0.988 (ci_pack)
+and >= 0.994 (ci_pack_mbf), and every per-person second the same (see the README, "Artifact
+sizes"). Changing it changes the ``faces`` artifact: bump its ``CODE_REVISIONS`` entry."""
+
+
+class JpegRows:
+    """Rows of uint8 images [n, H, W, 3] stored as a ZIP archive of JPEG files (one member per
+    row, in row order, stored uncompressed: JPEG does not deflate), decoded on demand.
+
+    The archive's central directory is the index: any row is read without reading the others,
+    so memory use is the rows in hand, as with :class:`NpyRows`. Supports ``len()``, ``shape``,
+    ``dtype``, ``rows[i]``, ``rows[a:b]`` (a new array), :meth:`jpeg` (a row's stored bytes)
+    and ``np.asarray(rows)``. Safe to read from several threads at once.
+
+    Args:
+        source: the archive's path, or a binary file object (``io.BytesIO``).
+        row_shape: the shape every row must decode to; the first row's when omitted.
+
+    Raises:
+        ValueError: the archive is not a ZIP file; (when read) a row is not a JPEG image of
+            ``row_shape``.
+    """
+
+    def __init__(self, source: "str | os.PathLike | io.BufferedIOBase",
+                 row_shape: tuple[int, ...] | None = None) -> None:
+        try:
+            self._zip = zipfile.ZipFile(source if hasattr(source, "read") else Path(source))
+        except zipfile.BadZipFile as exc:
+            raise ValueError(f"not a ZIP archive of JPEG images ({exc})") from exc
+        self._members = self._zip.infolist()
+        self._lock = threading.Lock()
+        self.dtype = np.dtype(np.uint8)
+        if row_shape is None:
+            row_shape = self._image(0).shape if self._members else (0, 0, 3)
+        self.shape = (len(self._members), *row_shape)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def jpeg(self, index: int) -> bytes:
+        """The stored JPEG bytes of row ``index``."""
+        with self._lock:  # one file handle: ZipFile reads one member at a time
+            return self._zip.read(self._members[index])
+
+    def _image(self, index: int) -> np.ndarray:
+        image = cv2.imdecode(np.frombuffer(self.jpeg(index), np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"row {index} ({self._members[index].filename}) is not a JPEG image")
+        return image
+
+    def _row(self, index: int) -> np.ndarray:
+        image = self._image(index)
+        if image.shape != self.shape[1:]:
+            raise ValueError(f"row {index} ({self._members[index].filename}) has shape "
+                             f"{image.shape}, expected {self.shape[1:]}")
+        return image
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            rows = [self._row(i) for i in range(start, stop, step)]
+            return np.stack(rows) if rows else np.zeros((0, *self.shape[1:]), self.dtype)
+        i = index + len(self) if index < 0 else index
+        if not 0 <= i < len(self):
+            raise IndexError(index)
+        return self._row(i)
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self[0:len(self)]
+        return arr.astype(dtype) if dtype is not None else arr
+
+
+def write_jpeg_rows(rows, names: list[str], out: "str | os.PathLike | io.BufferedIOBase",
+                    quality: int = ALIGNED_JPEG_QUALITY, batch: int = 256) -> None:
+    """Write images as a ZIP archive of JPEG files that :class:`JpegRows` reads back.
+
+    Rows are read ``batch`` at a time (``rows`` may be an :class:`NpyRows` on disk), so memory
+    use is one batch and the archive being written. The archive's bytes depend only on the
+    images, their names and ``quality`` (every member's date is fixed), so the same faces make
+    the same file.
+
+    Args:
+        rows: uint8 [n, H, W, 3] BGR (an array or anything sliced like one).
+        names: member name of each row (``len(names) == len(rows)``).
+        out: path or binary file object to write to.
+        quality: JPEG quality 1-100 (OpenCV ``IMWRITE_JPEG_QUALITY``).
+    """
+    if len(names) != len(rows):
+        raise ValueError(f"{len(names)} names for {len(rows)} rows")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+        for start in range(0, len(rows), batch):
+            for k, row in enumerate(np.asarray(rows[start:start + batch], np.uint8)):
+                ok, buf = cv2.imencode(".jpg", row, params)
+                if not ok:
+                    raise ValueError(f"row {start + k} ({names[start + k]}) cannot be JPEG-coded")
+                info = zipfile.ZipInfo(names[start + k], date_time=(1980, 1, 1, 0, 0, 0))
+                zf.writestr(info, buf.tobytes())
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -235,7 +348,9 @@ class FaceSet:
 
     Attributes:
         samples: one row per face. aligned: uint8 [F, 112, 112, 3] BGR ArcFace-aligned crops
-            (an in-memory array, or :class:`NpyRows` on a file, read or written row by row).
+            (an in-memory array, or :class:`NpyRows` on a file, read or written row by row; when
+            loaded, :class:`JpegRows`, decoded row by row). Stored JPEG-coded in one archive,
+            ``faces_aligned.zip`` (:func:`write_jpeg_rows`, :data:`ALIGNED_JPEG_QUALITY`).
         images: ``{"crops/...jpg" | "thumbs/...jpg": JPEG bytes}`` (empty unless ``save_crops``;
             not loaded back).
     """
@@ -245,27 +360,73 @@ class FaceSet:
     images: dict[str, bytes] = field(default_factory=dict)
 
 
+ALIGNED_FILE = "faces_aligned.zip"
+"""The aligned faces of the ``faces`` asset, JPEG-coded (:class:`JpegRows`)."""
+LEGACY_ALIGNED_FILE = "faces_aligned.npy"
+"""The raw uint8 array that ``faces`` wrote before revision 2 (37.6 KB a face); still read, so
+that an episode materialized before stays reviewable until ``faces`` is re-materialized (its
+code version changed, so Dagster shows it stale and ``run --stale-only`` rebuilds it)."""
+
+
+def _aligned_names(face_ids: np.ndarray) -> list[str]:
+    return [f"face_{int(f):05d}.jpg" for f in face_ids]
+
+
 def dump_faces(fs: FaceSet) -> dict[str, bytes]:
     s = fs.samples
     rows = [{**r, "crop": (f"crops/track_{r['track_id']:04d}/face_{r['face_id']:05d}.jpg"
                            if fs.images else None)}
             for r in encode_rows(s, SAMPLE_COLUMNS, DET_ID)]
+    names = _aligned_names(s.face_id)
     if isinstance(fs.aligned, NpyRows):
-        fs.aligned.close()
-        aligned = SpoolFile(fs.aligned.path)
+        # the archive is spooled beside the raw spool, which goes once it is coded
+        spool = fs.aligned
+        fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".zip", dir=spool.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write_jpeg_rows(spool, names, f)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        spool.close()
+        spool.path.unlink(missing_ok=True)
+        aligned = SpoolFile(Path(name))
     else:
-        aligned = npy_bytes(fs.aligned)
-    return {"faces.jsonl": jsonl_bytes(rows), "faces_aligned.npy": aligned,
-            **fs.images}
+        buf = io.BytesIO()
+        write_jpeg_rows(fs.aligned, names, buf)
+        aligned = buf.getvalue()
+    return {"faces.jsonl": jsonl_bytes(rows), ALIGNED_FILE: aligned, **fs.images}
+
+
+def open_aligned(read: Reader) -> "JpegRows | NpyRows | np.ndarray":
+    """The aligned faces of a ``faces`` artifact, uint8 [F, 112, 112, 3] BGR, decoded row by row
+    on demand: :class:`JpegRows` over ``faces_aligned.zip`` (from the reader's local copy when
+    it has one, ``read.path``), or the raw array of an episode written before (``.npy``).
+
+    Raises:
+        ArtifactError: neither file is there.
+    """
+    path = getattr(read, "path", None)
+    shape = (ALIGNED_SIZE, ALIGNED_SIZE, 3)
+    try:
+        source = path(ALIGNED_FILE) if path else io.BytesIO(read(ALIGNED_FILE))
+    except ArtifactError:
+        try:
+            return NpyRows(path(LEGACY_ALIGNED_FILE)) if path \
+                else read_npy(read(LEGACY_ALIGNED_FILE))
+        except ArtifactError:
+            pass
+        raise
+    return JpegRows(source, shape)
 
 
 def load_faces(read: Reader) -> FaceSet:
     rows = read_jsonl(read("faces.jsonl"))
-    # read row by row from a local copy when the reader has one: crops are read batch by batch
-    path = getattr(read, "path", None)
-    aligned = NpyRows(path("faces_aligned.npy")) if path \
-        else read_npy(read("faces_aligned.npy"))
-    return FaceSet(decode_rows(rows, SAMPLE_COLUMNS, DET_ID), aligned)
+    samples = decode_rows(rows, SAMPLE_COLUMNS, DET_ID)
+    aligned = open_aligned(read)
+    if len(aligned) != len(samples):
+        raise ValueError(f"{len(aligned)} aligned faces for {len(samples)} rows of faces.jsonl")
+    return FaceSet(samples, aligned)
 
 
 # ---------------------------------------------------------------------------- embeddings
@@ -524,17 +685,21 @@ def load_screentime(read: Reader) -> ScreenTimeReport:
 # ---------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class Codec:
-    """How one asset's value becomes files. ``files``: the manifest files it always writes."""
+    """How one asset's value becomes files. ``files``: the manifest files it always writes;
+    ``replaces``: files an older revision wrote instead, deleted once the new ones are written
+    (e.g. ``faces_aligned.npy``, 37.6 KB a face, left behind would keep its bytes forever)."""
 
     files: tuple[str, ...]
     dump: Callable[[Any], dict[str, "bytes | SpoolFile"]]
     load: Callable[[Reader], Any]
+    replaces: tuple[str, ...] = ()
 
 
 CODECS: dict[str, Codec] = {
     "detections": Codec(("detections.jsonl", "shots.json"), dump_detections, load_detections),
     "tracks": Codec(("tracks.jsonl", "tracks_meta.json"), dump_tracks, load_tracks),
-    "faces": Codec(("faces.jsonl", "faces_aligned.npy"), dump_faces, load_faces),
+    "faces": Codec(("faces.jsonl", ALIGNED_FILE), dump_faces, load_faces,
+                   (LEGACY_ALIGNED_FILE,)),
     "embeddings": Codec(("faces_embeddings.npy", "faces_embeddings.json"), dump_embeddings,
                         load_embeddings),
     "identities": Codec(("identities.json", "cluster_centroids.json"), dump_identities,

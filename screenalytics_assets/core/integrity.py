@@ -12,7 +12,8 @@ says how much was lost (a dropped line, a file cut mid-line). Image files (JPEG 
 thumbnails) are counted, not digested: nothing downstream reads them.
 
 Rows are: non-empty lines of ``.jsonl``; data lines of ``.csv`` (header excluded); the first
-dimension of ``.npy`` (from its header, the array is not read); for the JSON files with one list
+dimension of ``.npy`` (from its header, the array is not read); the members of a ``.zip`` archive
+(from its central directory: the aligned faces, one JPEG per face); for the JSON files with one list
 of records, the length of that list (a top-level list, or the key in :data:`JSON_ROWS`); ``None``
 for anything else.
 """
@@ -23,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +44,15 @@ JSON_ROWS = {
 """JSON artifact file -> the top-level key holding its records (a list or an object)."""
 
 _CHUNK = 1 << 20
+
+LARGE_SUFFIXES = (".npy", ".zip")
+"""Artifact files that can be large (arrays, archives of images): hashed from a local copy in
+chunks, never held whole in memory."""
+
+
+def is_large(name: str) -> bool:
+    """Whether an artifact file is one of the large kinds (:data:`LARGE_SUFFIXES`)."""
+    return name.endswith(LARGE_SUFFIXES)
 
 
 def manifest_name(asset: str) -> str:
@@ -82,6 +93,14 @@ def _npy_rows(f) -> int | None:
     return int(shape[0]) if shape else 1
 
 
+def _zip_rows(f) -> int | None:
+    try:
+        with zipfile.ZipFile(f) as z:
+            return len(z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+
+
 def count_rows(name: str, data: bytes) -> int | None:
     """Rows of an artifact file's content (see the module docstring); ``None`` when the file
     kind has no rows or the content does not parse."""
@@ -91,6 +110,8 @@ def count_rows(name: str, data: bytes) -> int | None:
         return max(0, sum(1 for line in data.splitlines() if line.strip()) - 1)
     if name.endswith(".npy"):
         return _npy_rows(io.BytesIO(data))
+    if name.endswith(".zip"):
+        return _zip_rows(io.BytesIO(data))
     if name.endswith(".json"):
         try:
             doc = json.loads(data)
@@ -107,13 +128,14 @@ def digest_bytes(name: str, data: bytes) -> FileDigest:
 
 def digest_file(name: str, path: str | os.PathLike) -> FileDigest:
     """sha256, size and rows of an artifact file on disk, read in 1 MiB chunks (large ``.npy``
-    arrays are never held whole); other kinds are small and counted from their bytes."""
+    arrays and ``.zip`` archives are never held whole); other kinds are small and counted from
+    their bytes."""
     path = Path(path)
-    if not name.endswith(".npy"):
+    if not is_large(name):
         return digest_bytes(name, path.read_bytes())
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        rows = _npy_rows(f)
+        rows = _npy_rows(f) if name.endswith(".npy") else _zip_rows(f)
         f.seek(0)
         while block := f.read(_CHUNK):
             h.update(block)

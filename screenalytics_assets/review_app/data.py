@@ -151,7 +151,7 @@ def track_summaries(store: ArtifactStore, ep_id: str) -> dict[int, dict]:
 
 
 def track_faces(store: ArtifactStore, ep_id: str) -> tuple[list[int], dict[int, list[int]]]:
-    """``(face id of each row of faces_aligned.npy, track id -> its face ids)`` from
+    """``(face id of each row of the aligned faces, track id -> its face ids)`` from
     faces.jsonl (cached while the file is unchanged)."""
     def parse(data: bytes):
         rows = [(r["face_id"], r["track_id"]) for r in _lines(data)]
@@ -267,23 +267,29 @@ def thumb_key(store: ArtifactStore, ep_id: str, track_id: int) -> str:
 
 
 def face_jpeg(store: ArtifactStore, ep_id: str, face_id: int) -> bytes:
-    """A sampled face's aligned 112x112 crop as JPEG (from ``faces_aligned.npy``, read one
-    row).
+    """A sampled face's aligned 112x112 crop as JPEG: its bytes as stored in
+    ``faces_aligned.zip`` (only that member is read), or, for an episode materialized before the
+    archive, its row of ``faces_aligned.npy`` coded at quality 85.
 
     Raises:
         NotFoundError: no such face.
+        ArtifactError: the faces were not materialized.
     """
     import cv2
     import numpy as np
 
-    from ..core.artifacts import NpyRows
+    from ..core.artifacts import JpegRows, open_aligned
 
     row = {f: i for i, f in enumerate(track_faces(store, ep_id)[0])}.get(face_id)
     if row is None:
         raise NotFoundError(f"episode {ep_id} has no face {face_id}")
-    rows = NpyRows(store.local_file(ep_id, "faces_aligned.npy"))
-    _, buf = cv2.imencode(".jpg", np.asarray(rows[row]),
-                           [cv2.IMWRITE_JPEG_QUALITY, 85])
+    rows = open_aligned(store.reader(ep_id))
+    if isinstance(rows, JpegRows):
+        try:
+            return rows.jpeg(row)
+        finally:
+            rows.close()
+    _, buf = cv2.imencode(".jpg", np.asarray(rows[row]), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return buf.tobytes()
 
 
