@@ -5,11 +5,14 @@ are in tests/test_review_app.py."""
 from __future__ import annotations
 
 import html
+import http.cookiejar
+import re
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 
 import pytest
 import uvicorn
@@ -24,12 +27,9 @@ from tests.s3_server import free_port
 from tests.test_review_edits import EP, store  # noqa: F401  (the tiny episode fixture)
 
 
-@pytest.fixture
-def app_url(store, tmp_path):  # noqa: F811
-    instance = DagsterInstance.ephemeral()
-    register_episode(instance, EP)
-    instance.add_dynamic_partitions(EPISODES_PARTITION, ["tiny-s01e02"])  # nothing materialized
-    app = create_app(store, instance, Runner(tmp_path / "requests"))
+@contextmanager
+def serving(app):
+    """``app`` served by uvicorn on a free loopback port in a thread; yields its base URL."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(),
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -43,13 +43,56 @@ def app_url(store, tmp_path):  # noqa: F811
         thread.join(10)
 
 
+def tiny_instance() -> DagsterInstance:
+    """An ephemeral instance with the tiny episode registered (and tiny-s01e02, not
+    materialized)."""
+    instance = DagsterInstance.ephemeral()
+    register_episode(instance, EP)
+    instance.add_dynamic_partitions(EPISODES_PARTITION, ["tiny-s01e02"])
+    return instance
+
+
+@pytest.fixture
+def app_url(store, tmp_path):  # noqa: F811
+    with serving(create_app(store, tiny_instance(), Runner(tmp_path / "requests"))) as url:
+        yield url
+
+
+class Browser:
+    """What a browser keeps for one app: its session cookie and the CSRF token its pages carry
+    (every post sends it back, as the app's forms do)."""
+
+    def __init__(self) -> None:
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.csrf: str | None = None
+
+    def request(self, url: str, data: dict | None = None,
+                headers: dict | None = None) -> tuple[int, str]:
+        if data is not None and self.csrf is None:
+            self.request(urllib.parse.urljoin(url, "/"))
+        if data is not None:
+            data = {"csrf_token": self.csrf, **data}
+        body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
+        req = urllib.request.Request(url, data=body, headers=headers or {})
+        try:
+            with self.opener.open(req, timeout=30) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read().decode()
+        if m := re.search(r'(?:name="csrf_token" value="|"X-CSRF-Token": ")([^"]+)"', text):
+            self.csrf = m[1]
+        return status, html.unescape(text)
+
+
+_BROWSERS: dict[str, Browser] = {}
+
+
 def get(url: str, data: dict | None = None) -> tuple[int, str]:
-    body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=30) as r:
-            return r.status, html.unescape(r.read().decode())
-    except urllib.error.HTTPError as exc:
-        return exc.code, html.unescape(exc.read().decode())
+    """GET ``url``, or POST the form ``data`` to it as the app's own page would (one session per
+    app, with its CSRF token); returns ``(status, unescaped body)``."""
+    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(url))
+    return _BROWSERS.setdefault(origin, Browser()).request(url, data)
 
 
 def test_pages_and_their_messages(app_url, store):  # noqa: F811

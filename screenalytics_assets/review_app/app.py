@@ -4,20 +4,28 @@ that update in place (progress of a re-materialization, more track thumbnails).
 Edits go through ``resources.edits.add_edits`` / ``undo_last_edit`` (the code the CLI uses) and
 are recorded as a new data version of ``identity_edits`` (as the CLI does); then
 :class:`.runs.Runner` re-materializes the stale assets as Dagster runs. Forms are plain HTML
-posts answered with a redirect, so every action also works without JavaScript.
+posts answered with a redirect, so every action also works without JavaScript. Access (the
+token, the CSRF check on every post) is :class:`.access.AccessMiddleware`, in front of every
+route; path parts are validated before they name a file (ep_ids by ``validate_ep_id``, ids as
+integers in range), and anything else is answered 400/404.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from urllib.parse import quote
 
 from dagster import DagsterInstance
 from fastapi import FastAPI, Form, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from markupsafe import Markup, escape
 
 from resources.edits import StaleEditError, add_edits, read_edits, undo_last_edit
 from resources.storage import ArtifactStore, LocalStore
@@ -26,19 +34,32 @@ from ..assets.cast import record_edits_version
 from ..core.errors import InvalidEpIdError, ScreenalyticsError
 from ..core.review import ReviewError
 from . import data
+from .access import AccessMiddleware
 from .runs import Runner
 
 HERE = Path(__file__).parent
 log = logging.getLogger("screenalytics.review_app")
+#: Largest track, face or identity number a URL may name (ids are 0-based row numbers).
+MAX_ID = 2**31 - 1
+#: A re-materialization request id (``runs.Runner.start``).
+_REQUEST_ID = re.compile(r"^[0-9a-f]{12}$")
 
 
-def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner) -> FastAPI:
+def IdParam():  # noqa: N802  (a FastAPI parameter declaration)
+    """A path part that must be an integer id in ``0..MAX_ID`` (400 otherwise)."""
+    return PathParam(ge=0, le=MAX_ID)
+
+
+def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
+               token: str | None = None) -> FastAPI:
     """The review app over ``store`` (local or S3) and the Dagster ``instance``.
 
     Args:
         store: where the episodes' artifacts and videos are.
         instance: the Dagster instance the episodes are registered and materialized on.
         runner: starts the re-materializations after an edit.
+        token: the credential a user must log in with (``access.credential_from_env``);
+            ``None``: no login, loopback requests only.
     """
     app = FastAPI(title="Screenalytics review", docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -54,11 +75,29 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner) 
     def video_url(ep_id: str) -> str:
         return f"/episodes/{ep_id}/video" if local else store.share_url(store.video_key(ep_id))
 
-    templates.env.globals.update(thumb_url=thumb_url, video_url=video_url,
-                                 page_size=data.PAGE_SIZE)
+    @pass_context
+    def csrf_token(ctx) -> str:
+        """The session's CSRF token (``AccessMiddleware`` sets it), for htmx's header."""
+        return getattr(ctx["request"].state, "csrf_token", "")
+
+    @pass_context
+    def csrf_field(ctx) -> Markup:
+        """The hidden field every form posts the CSRF token in."""
+        return Markup('<input type="hidden" name="csrf_token" value="{}">').format(
+            escape(csrf_token(ctx)))
+
+    templates.env.globals.update(thumb_url=thumb_url, video_url=video_url, csrf_token=csrf_token,
+                                 csrf_field=csrf_field,
+                                 login_required=token is not None, page_size=data.PAGE_SIZE)
 
     def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
         return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+    def refused(scope, status: int, title: str, message: str) -> HTMLResponse:
+        return page(Request(scope), "error.html", status, title=title, message=message,
+                    ep_id=None)
+
+    app.add_middleware(AccessMiddleware, token=token, refuse=refused)
 
     # ------------------------------------------------------------------ errors
     def error_page(request: Request, status: int, title: str, message: str,
@@ -92,6 +131,25 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner) 
     async def _no_route(request: Request, exc):
         return error_page(request, 404, "Not found", f"there is no page at {request.url.path}")
 
+    @app.exception_handler(RequestValidationError)
+    async def _bad_params(request: Request, exc: RequestValidationError):
+        where = sorted({".".join(str(x) for x in e.get("loc", ())[1:]) or "request"
+                        for e in exc.errors()})
+        return error_page(request, 400, "Bad request",
+                          f"{', '.join(where)}: not a valid value here (ids are whole numbers "
+                          f"from 0 to {MAX_ID}); use the links on the app's pages")
+
+    # ------------------------------------------------------------------ access
+    @app.get("/login", response_class=HTMLResponse)
+    def login(request: Request, next: str = "/", failed: str | None = None):
+        if token is None:
+            return RedirectResponse("/", 303)
+        return page(request, "login.html", next=next, failed=failed is not None)
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
     # ------------------------------------------------------------------ pages
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):
@@ -104,11 +162,15 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner) 
     def episode(request: Request, ep_id: str, request_id: str | None = None,
                 done: str | None = None, failed: str | None = None):
         view = data.episode_view(store, instance, ep_id)
+        # request ids go into the progress URL: only ids the runner makes
+        request_id, done, failed = (x if x and _REQUEST_ID.match(x) else None
+                                    for x in (request_id, done, failed))
         return page(request, "episode.html", view=view, request_id=request_id, done=done,
                     failed=failed, running=view.ep_id in runner.running_episodes())
 
     @app.get("/episodes/{ep_id}/identities/{identity_id}/tracks", response_class=HTMLResponse)
-    def track_page(request: Request, ep_id: str, identity_id: int, page_no: int = 1):
+    def track_page(request: Request, ep_id: str, identity_id: int = IdParam(),
+                   page_no: int = 1):
         view = data.episode_view(store, instance, ep_id)
         card = next((c for c in view.cards if c.identity_id == identity_id), None)
         if card is None:
@@ -119,11 +181,11 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner) 
         return page(request, "tracks_page.html", view=view, card=card, page_no=page_no)
 
     @app.get("/episodes/{ep_id}/tracks/{track_id}", response_class=HTMLResponse)
-    def track(request: Request, ep_id: str, track_id: int):
+    def track(request: Request, ep_id: str, track_id: int = IdParam()):
         return page(request, "track.html", t=data.track_view(store, instance, ep_id, track_id))
 
     @app.get("/episodes/{ep_id}/thumbs/{track_id}.jpg")
-    def thumb(ep_id: str, track_id: int):
+    def thumb(ep_id: str, track_id: int = IdParam()):
         ep_id = data.check_episode(instance, ep_id)
         key = data.thumb_key(store, ep_id, track_id)
         if not store.exists(key):
@@ -134,7 +196,7 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner) 
         return RedirectResponse(store.share_url(key), 307)
 
     @app.get("/episodes/{ep_id}/faces/{face_id}.jpg")
-    def face(ep_id: str, face_id: int):
+    def face(ep_id: str, face_id: int = IdParam()):
         ep_id = data.check_episode(instance, ep_id)
         return Response(data.face_jpeg(store, ep_id, face_id), media_type="image/jpeg")
 
@@ -151,7 +213,7 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner) 
     @app.get("/episodes/{ep_id}/progress/{request_id}", response_class=HTMLResponse)
     def progress(request: Request, ep_id: str, request_id: str):
         ep_id = data.check_episode(instance, ep_id)
-        prog = runner.progress(instance, request_id)
+        prog = runner.progress(instance, request_id) if _REQUEST_ID.match(request_id) else None
         if prog is None:
             raise data.NotFoundError(f"no re-materialization {request_id} in this app")
         if prog.state in ("succeeded", "failed"):
