@@ -176,3 +176,18 @@ def write_video(path: Path, shots: list[tuple[Shot, str]], duration_s: float,
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def write_season(store, key: str, ep_ids: list[str]) -> dict:
+    """The season roll-up of ``ep_ids`` (``season_screentime.{json,csv,png}``), from their
+    stored ``screentime`` by the asset's own functions (``core.season``); returns its JSON."""
+    from resources.integrity import load_artifact
+    from screenalytics_assets.core.season import season_files, season_table
+    from screenalytics_assets.partitions import parse_season_key
+
+    show, season = parse_season_key(key)
+    files = season_files(key, season_table({ep: load_artifact(store, ep, "screentime")
+                                            for ep in ep_ids}))
+    for name, data in files.items():
+        store.put(store.season_key(show, season, name), data)
+    return json.loads(files["season_screentime.json"])

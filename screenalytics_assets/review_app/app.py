@@ -12,6 +12,7 @@ integers in range), and anything else is answered 400/404.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -43,6 +44,24 @@ log = logging.getLogger("screenalytics.review_app")
 MAX_ID = 2**31 - 1
 #: A re-materialization request id (``runs.Runner.start``).
 _REQUEST_ID = re.compile(r"^[0-9a-f]{12}$")
+#: How long a browser may reuse a thumbnail or face without asking (s); then it revalidates
+#: with its ETag (304 when unchanged).
+IMAGE_MAX_AGE_S = 300
+
+
+def cached_image(request: Request, stamp: str, make) -> Response:
+    """An image answered with an ETag made from ``stamp`` (what identifies its content: file
+    size and mtime, the face's row and file), or 304 when the browser already has it.
+
+    Args:
+        make: ``headers -> Response``, called only when the image must be sent.
+    """
+    etag = f'"{hashlib.sha256(stamp.encode()).hexdigest()[:24]}"'
+    headers = {"ETag": etag, "Cache-Control": f"private, max-age={IMAGE_MAX_AGE_S}"}
+    sent = request.headers.get("if-none-match", "")
+    if etag in [t.strip().removeprefix("W/") for t in sent.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return make(headers)
 
 
 def IdParam():  # noqa: N802  (a FastAPI parameter declaration)
@@ -87,7 +106,7 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
             escape(csrf_token(ctx)))
 
     templates.env.globals.update(thumb_url=thumb_url, video_url=video_url, csrf_token=csrf_token,
-                                 csrf_field=csrf_field,
+                                 csrf_field=csrf_field, mmss=data.mmss,
                                  login_required=token is not None, page_size=data.PAGE_SIZE)
 
     def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
@@ -156,7 +175,20 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
         running = runner.running_episodes() | data.episodes_in_flight(instance)
         rows = data.episode_rows(store, instance, running)
         return page(request, "index.html", episodes=rows,
-                    seasons=data.season_tables(store, instance))
+                    seasons=data.season_summaries(store, instance))
+
+    @app.get("/seasons/{key}", response_class=HTMLResponse)
+    def season(request: Request, key: str):
+        return page(request, "season.html", s=data.season_view(store, instance, key))
+
+    @app.get("/seasons/{key}/season_screentime.csv")
+    def season_csv(key: str):
+        view = data.season_view(store, instance, key)
+        if not view.materialized:
+            raise data.NotFoundError(f"season {view.key} has no roll-up yet; its page says how "
+                                     "to build one")
+        return Response(view.csv(), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{view.key}_screentime.csv"'})
 
     @app.get("/episodes/{ep_id}", response_class=HTMLResponse)
     def episode(request: Request, ep_id: str, request_id: str | None = None,
@@ -172,9 +204,7 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
     def track_page(request: Request, ep_id: str, identity_id: int = IdParam(),
                    page_no: int = 1):
         view = data.episode_view(store, instance, ep_id)
-        card = next((c for c in view.cards if c.identity_id == identity_id), None)
-        if card is None:
-            raise data.NotFoundError(f"episode {view.ep_id} has no identity {identity_id} now")
+        card = view.card(identity_id)
         if not 1 <= page_no <= card.pages:
             raise data.NotFoundError(f"identity {identity_id} has {card.pages} page(s) of "
                                      f"tracks, not {page_no}")
@@ -185,20 +215,25 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
         return page(request, "track.html", t=data.track_view(store, instance, ep_id, track_id))
 
     @app.get("/episodes/{ep_id}/thumbs/{track_id}.jpg")
-    def thumb(ep_id: str, track_id: int = IdParam()):
+    def thumb(request: Request, ep_id: str, track_id: int = IdParam()):
         ep_id = data.check_episode(instance, ep_id)
         key = data.thumb_key(store, ep_id, track_id)
         if not store.exists(key):
             raise data.NotFoundError(f"no thumbnail of track {track_id} in {ep_id}; "
                                      "re-materialize track_reps")
-        if local:
-            return FileResponse(store.path(key), media_type="image/jpeg")
-        return RedirectResponse(store.share_url(key), 307)
+        if not local:
+            return RedirectResponse(store.share_url(key), 307)
+        return cached_image(request, f"{key}:{data.stamp(store, key)}", lambda headers:
+                            FileResponse(store.path(key), media_type="image/jpeg",
+                                         headers=headers))
 
     @app.get("/episodes/{ep_id}/faces/{face_id}.jpg")
-    def face(ep_id: str, face_id: int = IdParam()):
+    def face(request: Request, ep_id: str, face_id: int = IdParam()):
         ep_id = data.check_episode(instance, ep_id)
-        return Response(data.face_jpeg(store, ep_id, face_id), media_type="image/jpeg")
+        key = store.artifact_key(ep_id, "faces_aligned.npy")
+        stamp = f"{key}:{face_id}:{data.stamp(store, key) if store.exists(key) else ''}"
+        return cached_image(request, stamp, lambda headers: Response(
+            data.face_jpeg(store, ep_id, face_id), media_type="image/jpeg", headers=headers))
 
     @app.get("/episodes/{ep_id}/video")
     def video(ep_id: str):
@@ -229,42 +264,59 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
         return RedirectResponse(f"/episodes/{ep_id}?request_id={request_id}", 303)
 
     @app.post("/episodes/{ep_id}/edit")
-    def edit(ep_id: str, op: str = Form(...), version: str = Form(...),
+    def edit(request: Request, ep_id: str, op: str = Form(...), version: str = Form(...),
              identity: int | None = Form(None), identities: list[int] = Form([]),
              target: int | None = Form(None), track: int | None = Form(None),
-             name: str | None = Form(None), cast_id: str | None = Form(None)):
+             name: str | None = Form(None), cast_id: str | None = Form(None),
+             confirmed: bool = Form(False)):
         ep_id = data.check_episode(instance, ep_id)
         if op == "merge":
             if len(identities) < 2:
                 raise ReviewError("select two or more identities to merge (the tick boxes on "
                                   "their cards), then press Merge")
             view = data.episode_view(store, instance, ep_id)
-            chosen = [c for c in view.cards if c.identity_id in set(identities)]
+            chosen = sorted((view.card(i) for i in set(identities)),
+                            key=lambda c: (-(c.seconds or 0.0), c.identity_id))
             # the merged identity keeps the id of a linked one, else of the one on screen longest
             into = next((c for c in chosen if c.cast_id), chosen[0]).identity_id
-            ops = [("merge", {"source": i, "target": into})
-                   for i in identities if i != into]
-        elif op in ("rename", "link", "unlink"):
+            ops = [("merge", {"source": c.identity_id, "target": into})
+                   for c in chosen if c.identity_id != into]
+        elif op in ("link", "link_selected"):
+            chosen = identities if op == "link_selected" else \
+                [identity] if identity is not None else []
+            if not chosen:
+                raise ReviewError("select the identities to link (the tick boxes on their "
+                                  "cards), then choose a cast member" if op == "link_selected"
+                                  else "link: no identity given")
+            if not cast_id:
+                raise ReviewError("link: choose a cast member first")
+            view = data.episode_view(store, instance, ep_id)
+            weak = view.weak_links(chosen, cast_id)
+            if weak and not confirmed:  # a weak match is linked only when confirmed
+                return page(request, "confirm.html", view=view, cast_id=cast_id, weak=weak,
+                            fields=[("op", op), ("version", version), ("cast_id", cast_id),
+                                    *(("identities" if op == "link_selected" else "identity",
+                                       i) for i in chosen)])
+            ops = [("link", {"identity": i, "cast_id": cast_id}) for i in dict.fromkeys(chosen)]
+        elif op in ("rename", "unlink"):
             if identity is None:
                 raise ReviewError(f"{op}: no identity given")
             args = {"identity": identity}
             if op == "rename":
                 args["name"] = name
-            if op == "link":
-                if not cast_id:
-                    raise ReviewError("link: choose a cast member first")
-                args["cast_id"] = cast_id
             ops = [(op, args)]
         elif op in ("move_track", "delete_track"):
             if track is None:
                 raise ReviewError(f"{op}: no track given")
             args = {"track": track}
             if op == "move_track":
+                if target is None:
+                    raise ReviewError("move track: choose the identity to move it to")
                 args["target"] = target
             ops = [(op, args)]
         else:
             raise ReviewError(f"unknown action {op!r}")
-        add_edits(store, ep_id, ops, expected_version=version)
+        add_edits(store, ep_id, ops, expected_version=version)  # one write, one run: the batch
         return after_edit(ep_id)
 
     @app.post("/episodes/{ep_id}/rematerialize")
