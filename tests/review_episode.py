@@ -65,8 +65,8 @@ def _track(track_id: int, shot_id: int, start: int, end: int) -> Track:
 
 
 def write_review_episode(store, ep_id: str, minutes: float = 20.0, people: int = 30,
-                         cast: int = 20, seed: int = 0, video: Path | None = None
-                         ) -> ReviewEpisode:
+                         cast: int = 20, seed: int = 0, video: Path | None = None,
+                         display_names: dict[int, str] | None = None) -> ReviewEpisode:
     """Write the review artifacts of an episode of ``minutes`` into ``store``.
 
     Shots of 4-9 s, each with 1-3 of ``people`` people (``person01``...), one track each;
@@ -75,7 +75,8 @@ def write_review_episode(store, ep_id: str, minutes: float = 20.0, people: int =
     cast: their identities are linked automatically (similarity 0.4-0.7), except a few left
     unlinked with a weak best suggestion (under ``CAST_LINK_THRESH``, some negative). With
     ``video``, also an H.264 video (1 frame/s, 256x144, the shot's first person's face) at
-    that path and as the episode's video.
+    that path and as the episode's video. ``display_names``: identity id -> display name, as if a
+    reviewer had renamed them and screen time had been re-materialized since.
     """
     rng = random.Random(seed)
     duration = minutes * 60.0
@@ -129,6 +130,8 @@ def write_review_episode(store, ep_id: str, minutes: float = 20.0, people: int =
     spans = {t.track_id: (t.start_frame, t.end_frame) for t in tracks}
     review = apply_edits([(i.identity_id, i.track_ids) for i in identities], auto, [], spans,
                          cast_ids)
+    for ident in review.identities:
+        ident.name = (display_names or {}).get(ident.identity_id)
     links = CastLinks(ep_id, ep_id.rsplit("-s", 1)[0], "ok", cast_ids, CAST_LINK_THRESH, auto,
                       review, NO_EDITS_VERSION)
     write_artifact(store, ep_id, "cast_links", CODECS["cast_links"].dump(links))

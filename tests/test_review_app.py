@@ -204,6 +204,9 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json, docs_copy: bool 
         By.CSS_SELECTOR, f"#identity-{into} button.suggestion") if x.is_enabled())
     cast = button.get_attribute("data-cast")
     submit(driver, button)
+    confirm = driver.find_elements(By.ID, "confirm-button")
+    if confirm:  # a suggestion under cast_link_thresh is linked only when confirmed
+        submit(driver, confirm[0])
     wait_rematerialized(driver)
     assert driver.find_element(By.CSS_SELECTOR, f"#identity-{into} .cast").text == cast
     report = read_json("screentime.json")

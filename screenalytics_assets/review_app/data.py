@@ -266,7 +266,9 @@ def episode_view(store: ArtifactStore, instance: DagsterInstance, ep_id: str) ->
     edits = json.loads(raw).get("edits", []) if raw else []
     return EpisodeView(ep_id, cards, edits_version(raw),
                        links.get("edits_version") if links else None,
-                       float(meta["video"]["duration_s"]), segments, cast_ids or [], edits,
+                       # the facebank's cast, else the cast cast_links was linked against
+                       float(meta["video"]["duration_s"]), segments,
+                       cast_ids or (links or {}).get("cast_ids", []), edits,
                        review.skipped, [float(s["start_ts"]) for s in meta.get("shots", [])[1:]],
                        links.get("cast_link_thresh") if links else None)
 
