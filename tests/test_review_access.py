@@ -192,10 +192,28 @@ ROUTES = [  # (method, template, the slot each hostile part goes into)
     ("GET", "/episodes/{ep}/progress/{id}", "ep"),
     ("GET", "/episodes/{ep}/progress/{id}", "id"),
     ("GET", "/static/{id}", "id"),
+    ("GET", "/seasons/{ep}", "ep"),
+    ("GET", "/seasons/{ep}/season_screentime.csv", "ep"),
     ("POST", "/episodes/{ep}/edit", "ep"),
     ("POST", "/episodes/{ep}/undo", "ep"),
     ("POST", "/episodes/{ep}/rematerialize", "ep"),
 ]
+
+
+def test_every_route_with_a_path_part_is_in_the_hostile_list(store, tmp_path):  # noqa: F811
+    app = create_app(store, tiny_instance(), Runner(tmp_path / "requests"))
+    names = {"ep_id": "ep", "key": "ep", "track_id": "id", "identity_id": "id", "face_id": "id",
+             "request_id": "id"}
+
+    def template(path: str) -> str:
+        for k, v in names.items():
+            path = path.replace("{" + k + "}", "{" + v + "}")
+        return path
+
+    routes = {template(r.path) for r in app.routes if "{" in getattr(r, "path", "")}
+    assert f"/episodes/{{ep}}/tracks/{{id}}" in routes
+    tested = {t.split("?")[0] for _, t, _ in ROUTES}
+    assert routes <= tested, f"routes without hostile-path tests: {sorted(routes - tested)}"
 
 
 def test_hostile_path_parts_never_leave_the_episode(served, store):  # noqa: F811
