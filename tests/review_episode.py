@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +25,33 @@ from screenalytics_assets.core.review import NO_EDITS_VERSION, apply_edits
 from screenalytics_assets.core.shots import Shot
 from screenalytics_assets.core.tracking import Track
 from screenalytics_assets.core.video import VideoInfo
+from screenalytics_assets.review_app.runs import Progress, Runner
 from tests.conftest import REPO
 
 FACES = REPO.parent / "shared" / "faces"
 FPS = 2.0  # frames per second of the generated tracks (one frame every 0.5 s)
 CAST_LINK_THRESH = 0.35
+
+
+class RecordingRunner(Runner):
+    """The review app's runner for these episodes: it records each re-materialization the app
+    asks for (the episode) and says it succeeded, without starting it. These artifacts were
+    written without the pipeline, so a run could not recompute them; the runs themselves are
+    tested on real footage in tests/test_review_app.py."""
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__(log_dir)
+        self.started: list[str] = []
+
+    def start(self, ep_id: str) -> str:
+        self.started.append(ep_id)
+        return uuid.uuid4().hex[:12]
+
+    def running_episodes(self) -> set[str]:
+        return set()
+
+    def progress(self, instance, request_id: str) -> Progress:
+        return Progress("succeeded")
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import http.cookiejar
+import json
 import re
 import threading
 import time
@@ -127,3 +128,44 @@ def test_pages_and_their_messages(app_url, store):  # noqa: F811
     add_edit(store, EP, "delete_track", track=2)
     status, body = get(f"{app_url}/episodes/{EP}/tracks/2")
     assert status == 404 and "was deleted by a review edit" in body
+
+
+def test_weak_links_ask_first_and_a_batch_is_one_write_and_one_run(tmp_path):
+    """Over HTTP: a link under cast_link_thresh answers a confirmation page and writes nothing
+    until confirmed; an unknown cast member is refused outright; merging or linking several
+    identities is one write and one re-materialization."""
+    from resources.storage import LocalStore
+    from tests.review_episode import CAST_LINK_THRESH, RecordingRunner, write_review_episode
+
+    ep = "short-s01e01"
+    store = LocalStore(tmp_path / "data")
+    made = write_review_episode(store, ep, minutes=0.5, people=6, cast=4)
+    instance = DagsterInstance.ephemeral()
+    register_episode(instance, ep)
+    runner = RecordingRunner(tmp_path / "requests")
+    with serving(create_app(store, instance, runner)) as url:
+        tab = Browser()
+        status, body = tab.request(f"{url}/episodes/{ep}")
+        assert status == 200 and "automatic" in body and "weak" in body
+        version = re.search(r'id="edits-version">([^<]+)<', body)[1]
+        links = json.loads(store.read_file(ep, "cast_links.json"))
+        weak = next(i for i in links["identities"] if i["identity_id"] in made.weak)
+        cast = weak["suggestions"][0]["cast_id"]
+        assert weak["suggestions"][0]["score"] < CAST_LINK_THRESH
+        form = {"op": "link", "version": version, "identity": weak["identity_id"],
+                "cast_id": cast}
+        status, body = tab.request(f"{url}/episodes/{ep}/edit", form)
+        assert status == 200 and "a weak match" in body and 'name="confirmed"' in body
+        assert read_edits(store, ep) is None and runner.started == []
+        status, body = tab.request(f"{url}/episodes/{ep}/edit", {**form, "cast_id": "nobody"})
+        assert status == 400 and "is not in the show's facebank" in body
+        status, body = tab.request(f"{url}/episodes/{ep}/edit", {**form, "confirmed": "true"})
+        assert status == 200 and [e["op"] for e in json.loads(read_edits(store, ep))[
+            "edits"]] == ["link"] and runner.started == [ep]
+        version = re.search(r'id="edits-version">([^<]+)<', body)[1]
+        ids = sorted(i for i in made.identity_person if i != weak["identity_id"])[:3]
+        status, body = tab.request(f"{url}/episodes/{ep}/edit", {
+            "op": "merge", "version": version, "identities": ids})
+        assert status == 200 and runner.started == [ep, ep]
+        assert [e["op"] for e in json.loads(read_edits(store, ep))["edits"]] == [
+            "link", "merge", "merge"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -28,9 +27,8 @@ from resources.edits import clear_edits, read_edits
 from resources.storage import LocalStore
 from screenalytics_assets.partitions import register_episode
 from screenalytics_assets.review_app.app import create_app
-from screenalytics_assets.review_app.runs import Progress, Runner
 from tests.browser import CHROMEDRIVER, CHROMIUM, MISSING, chromium, wait_for
-from tests.review_episode import write_review_episode, write_season
+from tests.review_episode import RecordingRunner, write_review_episode, write_season
 from tests.test_review_app import screenshot, submit, wait_rematerialized
 from tests.test_review_pages import serving
 
@@ -39,25 +37,6 @@ pytestmark = pytest.mark.slow
 needs_chromium = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
 LONG, SHORT, SEASON = "long-s01e01", "long-s01e02", "long-s01"
 NAMED = {1: "Jane Doe"}  # a reviewer's name for identity 1 of SHORT
-
-
-class RecordingRunner(Runner):
-    """A runner that records each re-materialization the app asks for (the episode) and says
-    it succeeded, without starting it (see the module docstring)."""
-
-    def __init__(self, log_dir: Path) -> None:
-        super().__init__(log_dir)
-        self.started: list[str] = []
-
-    def start(self, ep_id: str) -> str:
-        self.started.append(ep_id)
-        return uuid.uuid4().hex[:12]
-
-    def running_episodes(self) -> set[str]:
-        return set()
-
-    def progress(self, instance, request_id: str) -> Progress:
-        return Progress("succeeded")
 
 
 @pytest.fixture(scope="module")

@@ -291,6 +291,9 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
             if not cast_id:
                 raise ReviewError("link: choose a cast member first")
             view = data.episode_view(store, instance, ep_id)
+            if view.cast_ids and cast_id not in view.cast_ids:  # refused before any question
+                raise ReviewError(f"cast member {cast_id!r} is not in the show's facebank; "
+                                  f"choose one of {', '.join(view.cast_ids)}")
             weak = view.weak_links(chosen, cast_id)
             if weak and not confirmed:  # a weak match is linked only when confirmed
                 return page(request, "confirm.html", view=view, cast_id=cast_id, weak=weak,
