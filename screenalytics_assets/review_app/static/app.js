@@ -8,6 +8,12 @@ function mmss(t) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
 }
 
+// A timeline segment's person (its lane's) and face (the thumbnail of its first track, through
+// the app's route: a file locally, a redirect to the bucket on S3).
+const personOf = (seg) => seg.closest(".lane").dataset.person;
+const thumbOf = (seg) =>
+  `${document.getElementById("timeline").dataset.thumbs}${seg.dataset.track}.jpg`;
+
 // ---------------------------------------------------------------- playing a segment
 let stopAt = null;       // the end (s) of the segment being played; the player pauses there
 let current = null;      // the segment button being played
@@ -23,7 +29,7 @@ function playSegment(el) {
     current.classList.add("current");
     current.scrollIntoView({block: "nearest", inline: "center"});
     const now = document.getElementById("now-playing");
-    if (now) now.textContent = `${el.dataset.person}: ${mmss(start)}–${mmss(stopAt)}`;
+    if (now) now.textContent = `${personOf(el)}: ${mmss(start)}–${mmss(stopAt)}`;
   }
   const go = () => { player.currentTime = start; player.play().catch(() => {}); };
   if (player.readyState >= 1) go(); else player.addEventListener("loadedmetadata", go, {once: true});
@@ -136,9 +142,9 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("tl-inner").addEventListener("mouseover", (ev) => {
     const seg = ev.target.closest(".segment");
     if (!seg) return;
-    preview.querySelector("img").src = seg.dataset.thumb;
+    preview.querySelector("img").src = thumbOf(seg);
     preview.querySelector("span").textContent =
-      `${seg.dataset.person} ${mmss(seg.dataset.start)}–${mmss(seg.dataset.end)}`;
+      `${personOf(seg)} ${mmss(seg.dataset.start)}–${mmss(seg.dataset.end)}`;
     const r = seg.getBoundingClientRect(), box = document.getElementById("timeline").getBoundingClientRect();
     preview.style.left = `${Math.max(0, r.left - box.left - 40)}px`;
     preview.style.top = `${r.bottom - box.top + 4}px`;
