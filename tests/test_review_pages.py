@@ -169,3 +169,15 @@ def test_weak_links_ask_first_and_a_batch_is_one_write_and_one_run(tmp_path):
         assert status == 200 and runner.started == [ep, ep]
         assert [e["op"] for e in json.loads(read_edits(store, ep))["edits"]] == [
             "link", "merge", "merge"]
+        # two identities on screen together cannot be linked to one cast member at once
+        from screenalytics_assets.review_app import data
+
+        version = re.search(r'id="edits-version">([^<]+)<', body)[1]
+        view = data.episode_view(store, instance, ep)
+        a, b = next(p for c in view.cards for p in data.on_screen_together_pairs(
+            store, view, [c.identity_id, *(x.identity_id for x in view.cards)]))
+        status, body = tab.request(f"{url}/episodes/{ep}/edit", {
+            "op": "link_selected", "version": version, "cast_id": cast, "confirmed": "true",
+            "identities": [a.identity_id, b.identity_id]})
+        assert status == 400 and "are on screen at the same time" in body
+        assert len(json.loads(read_edits(store, ep))["edits"]) == 3 and len(runner.started) == 2

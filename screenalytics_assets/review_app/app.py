@@ -294,6 +294,12 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
             if view.cast_ids and cast_id not in view.cast_ids:  # refused before any question
                 raise ReviewError(f"cast member {cast_id!r} is not in the show's facebank; "
                                   f"choose one of {', '.join(view.cast_ids)}")
+            together = data.on_screen_together_pairs(store, view, chosen)
+            if together:  # one link would take the cast member from the other
+                a, b = together[0]
+                raise ReviewError(f"{a.label} (id_{a.identity_id:02d}) and {b.label} "
+                                  f"(id_{b.identity_id:02d}) are on screen at the same time, so "
+                                  f"they cannot both be {cast_id}; link them one by one")
             weak = view.weak_links(chosen, cast_id)
             if weak and not confirmed:  # a weak match is linked only when confirmed
                 return page(request, "confirm.html", view=view, cast_id=cast_id, weak=weak,

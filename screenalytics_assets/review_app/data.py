@@ -21,7 +21,7 @@ from ..core.artifacts import load_segments
 from ..core.ep_id import validate_ep_id
 from ..core.errors import ScreenalyticsError
 from ..core.reps import rep_thumb_name
-from ..core.review import edits_version
+from ..core.review import edits_version, on_screen_together
 from ..core.screentime import Segment
 from ..partitions import (
     EPISODES_PARTITION,
@@ -315,6 +315,21 @@ def track_view(store: ArtifactStore, instance: DagsterInstance, ep_id: str,
                      track_faces(store, view.ep_id)[1].get(track_id, []),
                      owner.identity_id, owner.label,
                      [(c.identity_id, c.label) for c in view.cards], view.version)
+
+
+def on_screen_together_pairs(store: ArtifactStore, view: EpisodeView,
+                             identity_ids: list[int]) -> list[tuple[Card, Card]]:
+    """Pairs of these identities that are on screen at the same time (a track of each in one
+    frame span; ``core.review.on_screen_together``): they cannot be one cast member.
+
+    Raises:
+        NotFoundError: an identity that does not exist now.
+    """
+    spans = {t: (r["start_frame"], r["end_frame"])
+             for t, r in track_summaries(store, view.ep_id).items()}
+    cards = [view.card(i) for i in dict.fromkeys(identity_ids)]
+    return [(a, b) for n, a in enumerate(cards) for b in cards[n + 1:]
+            if on_screen_together(a.track_ids, b.track_ids, spans)]
 
 
 def thumb_key(store: ArtifactStore, ep_id: str, track_id: int) -> str:

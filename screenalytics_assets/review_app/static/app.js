@@ -88,6 +88,7 @@ function renderAxis() {
     tick.className = "tick";
     tick.style.left = `${100 * t / duration}%`;
     tick.textContent = mmss(t);
+    if ((duration - t) * width / duration < 40) tick.classList.add("last");  // label to its left
     axis.appendChild(tick);
   }
 }
