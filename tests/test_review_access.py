@@ -6,6 +6,7 @@ the real app (uvicorn on loopback) on tiny artifacts."""
 from __future__ import annotations
 
 import http.client
+import json
 import urllib.parse
 
 import pytest
@@ -21,6 +22,8 @@ from screenalytics_assets.review_app.access import (
 )
 from screenalytics_assets.review_app.app import create_app
 from screenalytics_assets.review_app.runs import Runner
+from tests.browser import CHROMEDRIVER, CHROMIUM, MISSING, chromium, wait_for
+from tests.review_episode import RecordingRunner
 from tests.test_review_edits import EP, store  # noqa: F401  (the tiny episode fixture)
 from tests.test_review_pages import Browser, serving, tiny_instance
 
@@ -55,13 +58,14 @@ def served(store, tmp_path):  # noqa: F811
     (store.root.parent / "secret.txt").write_text(MARKER)
     (store.root / "secret.txt").write_text(MARKER)
     (store.root / "manifests" / "secret.txt").write_text(MARKER)
-    with serving(create_app(store, tiny_instance(), Runner(tmp_path / "requests"))) as url:
+    with serving(create_app(store, tiny_instance(),
+                            RecordingRunner(tmp_path / "requests"))) as url:
         yield url
 
 
 @pytest.fixture
 def served_with_token(store, tmp_path):  # noqa: F811
-    with serving(create_app(store, tiny_instance(), Runner(tmp_path / "requests"),
+    with serving(create_app(store, tiny_instance(), RecordingRunner(tmp_path / "requests"),
                             token=TOKEN)) as url:
         yield url
 
@@ -250,3 +254,24 @@ def test_serve_on_a_shared_address_says_the_dagster_ui_has_no_login(cli_env, cap
         "docs/security.md" in out
     assert cli_main(["serve", "--host", "127.0.0.1", "--sensor-interval", "2"]) == 2
     assert "warning" not in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
+def test_a_browser_logs_in_and_its_forms_carry_the_csrf_token(served_with_token,
+                                                              store):  # noqa: F811
+    """Real Chromium: a page asked for before login leads to the login form and back; the
+    episode page's own forms then post (session cookie and CSRF field) and the edit is written."""
+    from selenium.webdriver.common.by import By
+
+    with chromium("1200,900") as d:
+        d.get(f"{served_with_token}/episodes/{EP}")
+        assert "/login?next=" in d.current_url
+        d.find_element(By.ID, "token").send_keys(TOKEN)
+        d.find_element(By.ID, "login-button").click()
+        assert wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "article.card"), 20)
+        assert d.current_url.endswith(f"/episodes/{EP}")
+        d.find_element(By.CSS_SELECTOR, "#identity-0 details summary").click()
+        d.find_element(By.CSS_SELECTOR, "#identity-0 input[name=name]").send_keys("Alice")
+        d.find_element(By.CSS_SELECTOR, "#identity-0 .rename-button").click()
+        assert wait_for(lambda: read_edits(store, EP), 20)
+        assert json.loads(read_edits(store, EP))["edits"][0]["name"] == "Alice"

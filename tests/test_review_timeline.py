@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance

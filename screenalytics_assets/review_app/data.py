@@ -417,8 +417,9 @@ class SeasonRow:
 
     Attributes:
         label: the name to show: a reviewer's display name, else the cast id, else ``unnamed
-            ({ep_id} id_NN)`` (an identity is only known within its episode). person: the roll-up's key (cast id, or ``{ep_id}:id_NN`` for an identity
-            linked to no cast member). cast_id: the cast member (``None``: not linked).
+            ({ep_id} id_NN)`` (an identity is only known within its episode). person: the
+            roll-up's key (cast id, or ``{ep_id}:id_NN`` for an identity linked to no cast
+            member). cast_id: the cast member (``None``: not linked).
             episode: the one episode of an identity not linked to the cast (``None`` for a
             cast member). by_episode: ep_id -> seconds. total_s: seconds in the season.
     """
