@@ -41,6 +41,6 @@ def test_show_prints_the_table_and_the_numbered_edits(cli_env, capsys):
     assert ids[2] not in {i["identity_id"] for i in doc["identities"]}  # merged away
     # undo removes the highest number
     assert main(["review", EP, "undo"]) == 0
-    capsys.readouterr()
+    assert f"{EP}: removed the last edit, #2 (merge)" in capsys.readouterr().out
     assert main(["review", EP, "show", "--json"]) == 0
     assert [e["op"] for e in json.loads(capsys.readouterr().out)["edits"]] == ["rename"]

@@ -66,8 +66,9 @@ def run(args) -> int:
     if args.op == "clear":
         clear_edits(store, ep_id)
     elif args.op == "undo":
-        edit, _ = undo_last_edit(store, ep_id)
-        print(f"{ep_id}: removed the last edit ({edit['op']})")
+        edit, data = undo_last_edit(store, ep_id)
+        number = 1 + (len(json.loads(data)["edits"]) if data else 0)  # as `show` numbers it
+        print(f"{ep_id}: removed the last edit, #{number} ({edit['op']})")
     elif args.op != "show":  # show --run: nothing to record, re-materialize and show
         op = args.op.replace("-", "_")
         kw = {k: getattr(args, k) for k in ("identity", "source", "target", "track", "name",
