@@ -19,6 +19,7 @@ def serve(host: str = "127.0.0.1", port: int = 8502, data_root: str | None = Non
         AccessConfigError: a non-loopback ``host`` without a token, or a bad token setting.
     """
     import os
+    import threading
     from pathlib import Path
 
     import uvicorn
@@ -27,6 +28,7 @@ def serve(host: str = "127.0.0.1", port: int = 8502, data_root: str | None = Non
     from resources.dagster_storage import data_root_from_env
 
     from ..cli.common import instance_for
+    from . import data
     from .access import check_bind, credential_from_env
     from .app import create_app
     from .runs import Runner
@@ -39,6 +41,8 @@ def serve(host: str = "127.0.0.1", port: int = 8502, data_root: str | None = Non
     instance = instance_for(root)
     runner = Runner(root / ".review" / "requests")
     app = create_app(store, instance, runner, token=token)
+    # the first visitor of a long episode need not wait for its tracks.jsonl to be parsed
+    threading.Thread(target=data.warm_caches, args=(store, instance), daemon=True).start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

@@ -117,6 +117,8 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
                     ep_id=None)
 
     app.add_middleware(AccessMiddleware, token=token, refuse=refused)
+    for name in ("base.html", "episode.html", "tracks_page.html", "index.html", "error.html"):
+        templates.get_template(name)  # compiled now, not on the first visit
 
     # ------------------------------------------------------------------ errors
     def error_page(request: Request, status: int, title: str, message: str,

@@ -214,6 +214,25 @@ def track_faces(store: ArtifactStore, ep_id: str) -> tuple[list[int], dict[int, 
     return _cached(store, ep_id, "faces.jsonl", parse)
 
 
+def warm_caches(store: ArtifactStore, instance: DagsterInstance) -> int:
+    """Parse every registered episode's track and face summaries once (what the first visit of
+    an episode page would otherwise wait for: ``tracks.jsonl`` holds every detection of every
+    track); returns how many episodes were read. Episodes not materialized, or whose files
+    cannot be read, are left to their page to report."""
+    n = 0
+    for ep in sorted(instance.get_dynamic_partitions(EPISODES_PARTITION)):
+        try:
+            validate_ep_id(ep)
+            if store.exists(store.artifact_key(ep, "tracks.jsonl")):
+                track_summaries(store, ep)
+                if store.exists(store.artifact_key(ep, "faces.jsonl")):
+                    track_faces(store, ep)
+                n += 1
+        except Exception:  # noqa: BLE001  (a warm-up: the page itself says what is wrong)
+            continue
+    return n
+
+
 def check_episode(instance: DagsterInstance, ep_id: str) -> str:
     """A valid, registered ep_id.
 
