@@ -152,13 +152,23 @@ def assert_thumbnails_load(driver) -> int:
 def submit(driver, button) -> None:
     """Click a button that posts a form and wait until the browser has left the page (a click
     returns before the navigation, and the old page's messages must not be read as the new)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(driver, 60).until(EC.staleness_of(old))
+
+    def left(_) -> bool:
+        # selenium's staleness_of, but chromedriver may also answer a node of the old document
+        # with "Node with given id does not belong to the document" rather than "stale"
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 60).until(left)
 
 
 def wait_rematerialized(driver, timeout: float = REMAT_TIMEOUT) -> None:
@@ -204,6 +214,9 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json, docs_copy: bool 
         By.CSS_SELECTOR, f"#identity-{into} button.suggestion") if x.is_enabled())
     cast = button.get_attribute("data-cast")
     submit(driver, button)
+    confirm = driver.find_elements(By.ID, "confirm-button")
+    if confirm:  # a suggestion under cast_link_thresh is linked only when confirmed
+        submit(driver, confirm[0])
     wait_rematerialized(driver)
     assert driver.find_element(By.CSS_SELECTOR, f"#identity-{into} .cast").text == cast
     report = read_json("screentime.json")

@@ -44,34 +44,32 @@ def register(sub) -> None:
     o.add_argument("cast_id")
     o = ops.add_parser("unlink", help="mark an identity as no cast member")
     o.add_argument("identity", type=int)
-    ops.add_parser("show", help="print the identities after review and the edits")
+    o = ops.add_parser("show", help="print the screen-time table after review, the identities "
+                                    "and the numbered edits (`undo` removes the last)")
+    o.add_argument("--json", action="store_true",
+                   help="print one JSON document instead: screen time rows, identities, edits")
     ops.add_parser("undo", help="remove the last edit")
     ops.add_parser("clear", help="delete every edit of the episode")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from resources.edits import add_edit, clear_edits, current_review, read_edits, undo_last_edit
+    from resources.edits import add_edit, clear_edits, read_edits, undo_last_edit
 
     from ..assets.cast import record_edits_version
 
     ep_id = validate_ep_id(args.ep_id)
     root, storage = storage_for(args)
     store = storage.store()
-    if args.op == "show":
-        current, _, _ = current_review(store, ep_id)
-        for i in current.identities:
-            print(json.dumps({k: v for k, v in i.to_dict().items() if k != "suggestions"}
-                             | {"suggestions": i.suggestions[:3]}))
-        for s in current.skipped:
-            print(f"not applied: edit {s['index']} ({s['op']}): {s['reason']}")
-        return 0
+    if args.op == "show" and not args.run:
+        return show(store, ep_id, args.json)
     if args.op == "clear":
         clear_edits(store, ep_id)
     elif args.op == "undo":
-        edit, _ = undo_last_edit(store, ep_id)
-        print(f"{ep_id}: removed the last edit ({edit['op']})")
-    else:
+        edit, data = undo_last_edit(store, ep_id)
+        number = 1 + (len(json.loads(data)["edits"]) if data else 0)  # as `show` numbers it
+        print(f"{ep_id}: removed the last edit, #{number} ({edit['op']})")
+    elif args.op != "show":  # show --run: nothing to record, re-materialize and show
         op = args.op.replace("-", "_")
         kw = {k: getattr(args, k) for k in ("identity", "source", "target", "track", "name",
                                             "cast_id") if hasattr(args, k)}
@@ -79,8 +77,9 @@ def run(args) -> int:
         print(f"{ep_id}: recorded {op} " + json.dumps(
             {k: v for k, v in edit.items() if k != "op"}, separators=(",", ":"))[:200])
     instance = instance_for(root)
-    version = record_edits_version(instance, ep_id, read_edits(store, ep_id))
-    print(f"identity_edits version {version}: {', '.join(STALE_BY_EDITS)} are now stale")
+    if args.op != "show":
+        version = record_edits_version(instance, ep_id, read_edits(store, ep_id))
+        print(f"identity_edits version {version}: {', '.join(STALE_BY_EDITS)} are now stale")
     if args.run:
         from dagster import AssetKey
 
@@ -93,5 +92,83 @@ def run(args) -> int:
         settings = load_settings(profile=args.profile)
         job = build_definitions(settings, storage=storage).resolve_job_def(EPISODE_JOB)
         execute(job, instance, ep_id, [AssetKey(a) for a in STALE_BY_EDITS])
+        if args.op == "show":
+            return show(store, ep_id, args.json)
         print_report(load_artifact(store, ep_id, "screentime"))
+    return 0
+
+
+def edit_list(current) -> list[dict]:
+    """The edits in file order, numbered from 1 as ``undo`` counts them (it removes the highest
+    number): ``{"n", "op", "summary"}`` for an applied edit, ``{"n", "op", "not_applied"}`` (the
+    reason) for one that no longer applies."""
+    rows = [{"n": a["index"] + 1, "op": a["op"], "summary": a["summary"]}
+            for a in current.applied]
+    rows += [{"n": s["index"] + 1, "op": s["op"], "not_applied": s["reason"]}
+             for s in current.skipped]
+    return sorted(rows, key=lambda r: r["n"])
+
+
+def show(store, ep_id: str, as_json: bool = False) -> int:
+    """``review EP show``: the screen-time table of the last ``screentime`` materialization
+    (saying whether it includes every edit), the identities after review and the numbered
+    edits; with ``as_json`` one JSON document of the same.
+
+    Raises:
+        ArtifactError: identities or tracks were not materialized (names the command).
+    """
+    from resources.edits import current_review, read_edits
+    from resources.integrity import load_artifact
+
+    from ..core.review import edits_version
+    from .run import print_report
+
+    current, _, _ = current_review(store, ep_id)
+    version = edits_version(read_edits(store, ep_id))
+    materialized = store.exists(store.artifact_key(ep_id, "screentime.json"))
+    report = load_artifact(store, ep_id, "screentime") if materialized else None
+    applied = (load_artifact(store, ep_id, "cast_links").edits_version if materialized
+               else None)
+    edits = edit_list(current)
+    if as_json:
+        print(json.dumps({
+            "ep_id": ep_id, "edits_version": version,
+            "screentime_edits_version": applied, "screentime_up_to_date": applied == version,
+            "screentime": report.rows() if report else None,
+            "identities": [i.to_dict() for i in current.identities], "edits": edits},
+            indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=110)
+    if report is None:
+        console.print(f"{ep_id}: screen time not materialized yet: run `screenalytics run "
+                      f"--ep-id {ep_id} --stale-only`")
+    else:
+        print_report(report)
+        if applied == version:
+            console.print(f"screen time includes every edit (edits version {version})")
+        else:
+            console.print(f"[yellow]screen time is from before the latest edits[/] (edits "
+                          f"version {applied}, now {version}): `screenalytics review {ep_id} "
+                          "--run show` brings it up to date")
+    table = Table(title=f"Identities after review — {ep_id}")
+    for col in ("identity", "name", "cast", "link", "tracks", "suggestions"):
+        table.add_column(col, justify="right" if col == "tracks" else "left")
+    for i in current.identities:
+        link = "—" if not i.cast_id else (
+            "reviewed" if i.link_source == "manual" else
+            f"automatic {i.score:.2f}" if i.score is not None else "automatic")
+        table.add_row(f"id_{i.identity_id:02d}", i.name or "—", i.cast_id or "—", link,
+                      str(len(i.track_ids)), ", ".join(
+                          f"{s['cast_id']} {s['score']:.2f}" for s in i.suggestions[:3]))
+    console.print(table)
+    if not edits:
+        console.print("no review edits")
+    else:
+        console.print(f"{len(edits)} edit(s), oldest first; `undo` removes #{len(edits)}:")
+        for e in edits:
+            what = e.get("summary") or f"[yellow]not applied:[/] {e['not_applied']}"
+            console.print(f"  {e['n']:>3}. {e['op']}: {what}", highlight=False)
     return 0

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..dagster_cli import CODE_LOCATION, dagster_script
+from ..review_app.access import is_loopback
 from .common import add_common_args, check_port, data_root, instance_for
 
 #: seconds each process group gets to shut down after SIGINT before it is killed
@@ -74,6 +75,10 @@ def run(args) -> int:
     from ..settings import load_settings
 
     check_port(args.host, args.port)  # before the daemon or a sensor starts
+    if not is_loopback(args.host):
+        print(f"warning: the Dagster UI has no authentication: anyone who reaches {args.host} "
+              "can launch, cancel and delete runs and switch sensors; keep --host 127.0.0.1 "
+              "behind a reverse proxy that logs users in (docs/security.md)", flush=True)
     root = data_root(args)
     raw_interval = None if args.sensor_interval is None else str(args.sensor_interval)
     interval = sensor_interval_s(raw_interval)  # bad values fail here, not in the daemon
