@@ -15,6 +15,7 @@ from resources.integrity import damaged_assets, load_artifact, problems, read_ma
 from resources.storage import LocalStore
 from screenalytics_assets.cli.run import damaged_files, plan_selection
 from screenalytics_assets.core.artifacts import CODECS
+from screenalytics_assets.core.detection_crops import crops_path
 from screenalytics_assets.core.errors import ArtifactIntegrityError
 from screenalytics_assets.core.integrity import manifest_name, rebuild_command
 from screenalytics_assets.definitions import build_definitions
@@ -171,9 +172,13 @@ def test_delete_removes_the_manifests_too(world, tmp_path):
     cli, video, _ = world
     copy = Cli(tmp_path)
     shutil.copytree(cli.data / "manifests" / EP, copy.data / "manifests" / EP)
+    # faces cut by a detection pass whose faces stage never ran (core.detection_crops)
+    crops = crops_path(LocalStore(copy.data).spool_dir(), EP)
+    crops.parent.mkdir(parents=True)
+    crops.write_bytes(b"")
     rc, _, err = copy("delete", EP)
     assert rc == 0, err
-    assert not (copy.data / "manifests" / EP).exists()
+    assert not (copy.data / "manifests" / EP).exists() and not crops.exists()
 
 
 def test_loading_fetches_each_verified_file_once(world):

@@ -47,6 +47,7 @@ def s3_artifact_keys(store: "ArtifactStore", ep_id: str) -> list[str]:
 def run(args) -> int:
     from resources.storage import LocalStore
 
+    from ..core.detection_crops import crops_path, remove_crops
     from ..partitions import EPISODES_PARTITION
 
     ep_id = validate_ep_id(args.ep_id)
@@ -61,6 +62,8 @@ def run(args) -> int:
         if folder.is_dir():
             shutil.rmtree(folder)
             removed_dirs += 1
+    # the faces cut in a detection pass whose faces stage has not run (core.detection_crops)
+    remove_crops(crops_path(store.spool_dir(), ep_id))
     removed_objects = store.delete_keys(s3_artifact_keys(store, ep_id)) if args.include_s3 else 0
     instance = instance_for(root)
     had_partition = instance.has_dynamic_partition(EPISODES_PARTITION, ep_id)

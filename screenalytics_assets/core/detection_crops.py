@@ -135,5 +135,11 @@ class CropCache:
     def remove(self) -> None:
         """Delete the cache files."""
         self._crops = None
-        self.path.unlink(missing_ok=True)
-        _bbox_path(self.path).unlink(missing_ok=True)
+        remove_crops(self.path)
+
+
+def remove_crops(path: str | os.PathLike) -> None:
+    """Delete the cache at ``path`` (:func:`crops_path`), complete or not."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    _bbox_path(path).unlink(missing_ok=True)
