@@ -23,9 +23,26 @@ def register(sub) -> None:
                     help="also start the Dagster webserver on this port")
     up.add_argument("--key-prefix", default=None,
                     help="prefix of this cluster's result keys in Redis")
-    for name, help_ in (("down", "stop every process of the cluster"),
-                        ("status", "which processes run"),
-                        ("env", "print the cluster's environment as shell exports")):
+    up.add_argument("--vhost", default=None,
+                    help="the cluster's own RabbitMQ vhost, created if missing (with "
+                         "rabbitmqctl) and deleted by `down` (default: the broker URL's vhost "
+                         "when it names one, else screenalytics-<hash of the data root>)")
+    up.add_argument("--bind", default="127.0.0.1", metavar="HOST",
+                    help="address the code server and the webserver listen on (default "
+                         "127.0.0.1; 0.0.0.0 for a daemon or webserver on another host)")
+    up.add_argument("--advertise-host", default=None, metavar="HOST",
+                    help="address other hosts reach the code server at, written in "
+                         "workspace.yaml (default: --bind, or this host's name with 0.0.0.0)")
+    up.add_argument("--code-server-port", type=int, default=None,
+                    help="the code server's port (default: a free one)")
+    down = csub.add_parser("down", help="stop every process of the cluster and delete the "
+                                        "vhost that `up` created")
+    down.add_argument("--purge", action="store_true",
+                      help="also drop the Postgres database and the S3 bucket (every object "
+                           "in it) that `up` created, and remove <data root>/cluster/")
+    for name, help_ in (("status", "which processes run"),
+                        ("env", "print the cluster's environment as shell exports (with the "
+                                "S3 credentials)")):
         csub.add_parser(name, help=help_)
     for q in csub.choices.values():
         add_common_args(q)
@@ -33,28 +50,49 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..cluster.config import redact
     from ..cluster.local import LocalCluster
 
     cluster = LocalCluster(data_root(args))
     if args.cluster_command == "up":
         st = cluster.up(workers=args.workers, max_runs=args.max_runs,
-                        webserver_port=args.webserver_port, key_prefix=args.key_prefix)
-        print(f"cluster up under {cluster.dir}: code server on 127.0.0.1:{st.code_server_port}, "
-              f"daemon, {len(st.workers)} workers ({', '.join(st.workers)})"
-              + (f", webserver on http://127.0.0.1:{st.webserver_port}"
+                        webserver_port=args.webserver_port, key_prefix=args.key_prefix,
+                        vhost=args.vhost, bind_host=args.bind,
+                        advertise_host=args.advertise_host,
+                        code_server_port=args.code_server_port)
+        env = cluster.environment()
+        print(f"cluster up under {cluster.dir}: code server on {st.bind_host}:"
+              f"{st.code_server_port} (advertised as {st.advertise_host}), daemon, "
+              f"{len(st.workers)} supervised workers ({', '.join(st.workers)})"
+              + (f", webserver on http://{st.advertise_host}:{st.webserver_port}"
                  if st.webserver_port else ""))
+        print(f"broker {redact(env['SCREENALYTICS_CELERY_BROKER'])}, model root "
+              f"{env['SCREENALYTICS_MODEL_ROOT']}"
+              + (f", S3 bucket {env['SCREENALYTICS_S3_BUCKET']}"
+                 if env.get("STORAGE_BACKEND") == "s3" else ""))
+        if st.created:
+            print("created: " + ", ".join(f"{k} {redact(v)}" for k, v in st.created.items()))
         print(f"logs in {cluster.log_dir}; for the CLI on this cluster: "
               f"eval \"$(screenalytics cluster env --data-root {cluster.root})\"")
     elif args.cluster_command == "down":
-        stopped = cluster.down()
-        print(f"stopped {', '.join(stopped)}" if stopped else f"no cluster runs under {cluster.dir}")
+        created = (cluster.state().created if cluster.state() else {})
+        stopped = cluster.down(purge=args.purge)
+        if not stopped:
+            print(f"no cluster runs under {cluster.dir}")
+            return 0
+        removed = [f"{k} {redact(v)}" for k, v in created.items() if args.purge or k == "vhost"]
+        print(f"stopped {', '.join(stopped)}"
+              + (f"; removed {', '.join(removed)}" if removed else ""))
     elif args.cluster_command == "status":
         running = cluster.running()
         if not running:
             print(f"no cluster under {cluster.dir}")
             return 1
+        restarts = cluster.restarts()
         for name, ok in running.items():
-            print(f"{name:12s} {'running' if ok else 'stopped'}")
+            again = restarts.get(name)
+            print(f"{name:12s} {'running' if ok else 'stopped'}"
+                  + (f" (started again {again} times)" if again else ""))
         return 0 if all(running.values()) else 1
     else:
         env_file = cluster.dir / "cluster.env"
