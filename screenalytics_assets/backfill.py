@@ -107,7 +107,8 @@ def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: s
     if not episodes:
         raise NoEpisodesError(
             f"season {key} has no registered episodes; register them first by uploading "
-            f"videos/{key}eNN/episode.mp4 (sensor) or `screenalytics run VIDEO --ep-id {key}e01`")
+            f"videos/{key}eNN/episode.mp4 (sensor) or with `screenalytics run VIDEO --ep-id "
+            f"{key}e01 --register-only`")
     if only is not None:
         unknown = sorted(set(only) - set(episodes))
         if unknown:

@@ -92,8 +92,10 @@ def test_the_code_server_is_advertised_at_the_address_given(tmp_path, monkeypatc
     assert advertised_host("127.0.0.1") == "127.0.0.1"
     assert advertised_host("0.0.0.0") == socket.getfqdn()
     assert advertised_host("0.0.0.0", "10.200.0.1") == "10.200.0.1"
+    monkeypatch.setenv("SCREENALYTICS_MODEL_ROOT", str(SHARED))
     cluster = LocalCluster(tmp_path / "data")
-    cluster.write_config(workers=2, max_runs=4, key_prefix="k:", code_server_port=4266,
+    cluster.settle(key_prefix="season5:")
+    cluster.write_config(workers=2, max_runs=4, code_server_port=4266,
                          advertise_host="head.example")
     workspace = yaml.safe_load((cluster.dir / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["grpc_server"] == {
@@ -101,6 +103,13 @@ def test_the_code_server_is_advertised_at_the_address_given(tmp_path, monkeypatc
     instance = yaml.safe_load((cluster.home / "dagster.yaml").read_text())
     assert instance["concurrency"]["runs"]["max_concurrent_runs"] == 4
     assert instance["concurrency"]["pools"]["default_limit"] == 2
+    # the Celery file names no address: every host reads the URLs of its own environment
+    celery = yaml.safe_load((cluster.dir / "celery.yaml").read_text())["execution"]["config"]
+    assert celery["broker"] == {"env": "SCREENALYTICS_CELERY_BROKER"}
+    assert celery["backend"] == {"env": "SCREENALYTICS_CELERY_BACKEND"}
+    assert celery["config_source"]["result_backend_transport_options"] == {
+        "global_keyprefix": "season5:"}
+    assert cluster.environment()["SCREENALYTICS_CELERY_KEY_PREFIX"] == "season5:"
 
 
 def test_cluster_env_holds_the_bucket_credentials_and_only_its_owner_reads_it(
@@ -130,6 +139,11 @@ def test_cluster_env_holds_the_bucket_credentials_and_only_its_owner_reads_it(
     assert got["SCREENALYTICS_CELERY_BROKER"] == (
         f"pyamqp://guest:guest@mq:5672/{default_vhost(tmp_path / 'data')}")
     assert got["SCREENALYTICS_EXECUTOR"] == "celery"
+    # the same lines without `export`, for systemd's EnvironmentFile
+    assert cli_main(["cluster", "env", "--no-export", "--data-root", str(tmp_path / "data")]) == 0
+    plain = capsys.readouterr().out
+    assert plain.splitlines() == [line.removeprefix("export ") for line in out.splitlines()]
+    assert "AWS_ACCESS_KEY_ID='AKIDEXAMPLE'" in plain.splitlines()
 
 
 def _wait_for(what, predicate, timeout_s: float = 20.0):

@@ -35,15 +35,27 @@ def register(sub) -> None:
                          "workspace.yaml (default: --bind, or this host's name with 0.0.0.0)")
     up.add_argument("--code-server-port", type=int, default=None,
                     help="the code server's port (default: a free one)")
+    join = csub.add_parser(
+        "join", help="on another host: start supervised workers of the cluster whose "
+                     "`cluster env` is in the environment",
+        description="Start K supervised Celery workers on this host for an existing cluster: "
+                    "load the first host's `screenalytics cluster env` output first (with the "
+                    "services' addresses as this host reaches them). Writes this host's copy of "
+                    "the instance and Celery files under <data root>/cluster/; creates nothing.")
+    join.add_argument("--workers", type=int, default=1, help="Celery workers (default 1)")
+    join.add_argument("--worker-name", default="worker",
+                      help="Celery name stem: {name}{i}@{hostname} (default worker)")
     down = csub.add_parser("down", help="stop every process of the cluster and delete the "
                                         "vhost that `up` created")
     down.add_argument("--purge", action="store_true",
                       help="also drop the Postgres database and the S3 bucket (every object "
                            "in it) that `up` created, and remove <data root>/cluster/")
-    for name, help_ in (("status", "which processes run"),
-                        ("env", "print the cluster's environment as shell exports (with the "
-                                "S3 credentials)")):
-        csub.add_parser(name, help=help_)
+    csub.add_parser("status", help="which processes run")
+    env = csub.add_parser("env", help="print the cluster's environment as shell exports (with "
+                                      "the S3 credentials)")
+    env.add_argument("--no-export", action="store_true",
+                     help="KEY='VALUE' lines without `export`, for systemd's EnvironmentFile "
+                          "(deploy/screenalytics-worker.service)")
     for q in csub.choices.values():
         add_common_args(q)
     p.set_defaults(func=run)
@@ -74,6 +86,13 @@ def run(args) -> int:
             print("created: " + ", ".join(f"{k} {redact(v)}" for k, v in st.created.items()))
         print(f"logs in {cluster.log_dir}; for the CLI on this cluster: "
               f"eval \"$(screenalytics cluster env --data-root {cluster.root})\"")
+    elif args.cluster_command == "join":
+        st = cluster.up(workers=args.workers, join=True, worker_name=args.worker_name)
+        env = cluster.environment()
+        print(f"joined the cluster of {redact(env['SCREENALYTICS_PG_URL'])} with "
+              f"{len(st.workers)} supervised workers ({', '.join(st.workers)}); logs in "
+              f"{cluster.log_dir}; stop them with `screenalytics cluster down --data-root "
+              f"{cluster.root}`")
     elif args.cluster_command == "down":
         created = (cluster.state().created if cluster.state() else {})
         stopped = cluster.down(purge=args.purge)
@@ -99,5 +118,8 @@ def run(args) -> int:
         if not env_file.exists():
             print(f"no cluster under {cluster.dir}; start one with `screenalytics cluster up`")
             return 1
-        print(env_file.read_text(), end="")
+        text = env_file.read_text()
+        if args.no_export:
+            text = "".join(line.removeprefix("export ") + "\n" for line in text.splitlines())
+        print(text, end="")
     return 0

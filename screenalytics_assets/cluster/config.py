@@ -239,21 +239,33 @@ def _rabbitmqctl(*args: str) -> str:
 def ensure_vhost(url: str) -> bool:
     """Create the broker URL's virtual host and grant its user every permission on it, with
     ``rabbitmqctl`` (RabbitMQ's own admin tool, which reaches the node of this host); returns
-    whether it was created. Does nothing for the default vhost ``/``, nor without
-    ``rabbitmqctl`` (the vhost must then exist: :func:`check_broker` says how to create it).
+    whether it was created. Does nothing for the default vhost ``/``, for a broker on another
+    host, without ``rabbitmqctl`` or when its node does not answer (the vhost must then exist:
+    :func:`check_broker` says how to create it).
 
     Raises:
-        ServiceUnavailableError: ``rabbitmqctl`` failed (e.g. the node is not on this host).
+        ServiceUnavailableError: the vhost was created but its permissions could not be set.
     """
     vhost = broker_vhost(url)
-    if vhost == "/" or shutil.which("rabbitmqctl") is None:
+    if vhost == "/" or shutil.which("rabbitmqctl") is None or not _local(url):
         return False
-    if vhost in _rabbitmqctl("list_vhosts", "name").split():
-        return False
-    _rabbitmqctl("add_vhost", vhost)
+    try:
+        if vhost in _rabbitmqctl("list_vhosts", "name").split():
+            return False
+        _rabbitmqctl("add_vhost", vhost)
+    except ServiceUnavailableError:
+        return False  # the node is down: check_broker says so, naming the URL
     _rabbitmqctl("set_permissions", "-p", vhost, unquote(urlsplit(url).username or "guest"),
                  ".*", ".*", ".*")
     return True
+
+
+def _local(url: str) -> bool:
+    """Whether the URL's host is this host (where ``rabbitmqctl`` reaches the broker's node)."""
+    import socket
+
+    host = urlsplit(url).hostname or "localhost"
+    return host in ("localhost", "127.0.0.1", "::1", socket.gethostname(), socket.getfqdn())
 
 
 def delete_vhost(url: str) -> None:
@@ -334,10 +346,11 @@ def check_model_root(root: str | None = None) -> str:
     return path
 
 
-def ensure_bucket() -> str | None:
+def ensure_bucket(create: bool = True) -> str | None:
     """With ``STORAGE_BACKEND=s3``, check that the bucket of ``SCREENALYTICS_S3_BUCKET`` can be
-    reached with the credentials of the AWS chain, creating it when it does not exist; returns
-    its name when it was created (None otherwise, and for local storage).
+    reached with the credentials of the AWS chain, creating it when it does not exist (with
+    ``create``; else that is an error); returns its name when it was created (None otherwise,
+    and for local storage).
 
     Raises:
         StorageConfigError: incomplete S3 settings.
@@ -368,6 +381,10 @@ def ensure_bucket() -> str | None:
             f"{where} is unreachable: {_first_line(exc)}. Set the credentials "
             "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and the endpoint "
             "(SCREENALYTICS_S3_ENDPOINT_URL for MinIO and other S3-compatible stores)") from None
+    if not create:
+        raise ServiceUnavailableError(
+            f"{where} does not exist; start the cluster's first host with `screenalytics "
+            "cluster up` (it creates the bucket), or check SCREENALYTICS_S3_BUCKET")
     region = client.meta.region_name
     extra = ({"CreateBucketConfiguration": {"LocationConstraint": region}}
              if region and region != "us-east-1" and not storage.s3.endpoint_url else {})

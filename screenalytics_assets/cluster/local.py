@@ -49,6 +49,8 @@ SHARED_ENV = ("STORAGE_BACKEND", "SCREENALYTICS_S3_BUCKET", "SCREENALYTICS_S3_PR
               "SCREENALYTICS_AUTOMATION", "SCREENALYTICS_CACHE_DIR",
               # the bucket's credentials, so `cluster env` is all another host needs
               "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+#: the prefix of the cluster's result keys in Redis (the same on every host of a cluster)
+KEY_PREFIX_ENV = "SCREENALYTICS_CELERY_KEY_PREFIX"
 #: bind addresses that listen on every interface (the address to advertise is then the host's)
 ANY_ADDRESS = ("0.0.0.0", "::", "")
 
@@ -188,12 +190,15 @@ class LocalCluster:
         env.update(self.settled)
         return env
 
-    def settle(self, vhost: str | None = None) -> dict[str, str]:
+    def settle(self, vhost: str | None = None, key_prefix: str | None = None
+               ) -> dict[str, str]:
         """Fix what must not depend on the caller's folder or share the broker: the model root
         made absolute (a relative one is read against the current folder, where the user
-        wrote it) and checked to hold the model pack, and the broker URL naming the
-        cluster's own vhost (``vhost``; default: the URL's own when it names one other than
-        ``/``, else :func:`default_vhost`). Sets and returns :attr:`settled`.
+        wrote it) and checked to hold the model pack, the broker URL naming the cluster's own
+        vhost (``vhost``; default: the URL's own when it names one other than ``/``, else
+        :func:`default_vhost`), and the prefix of the cluster's result keys in Redis
+        (``key_prefix``, default ``SCREENALYTICS_CELERY_KEY_PREFIX``; every host of the
+        cluster must use the same). Sets and returns :attr:`settled`.
 
         Raises:
             ModelPackError: the pack is not under the model root (naming the path searched).
@@ -213,10 +218,13 @@ class LocalCluster:
         vhost = vhost or (own if own != "/" else default_vhost(self.root))
         self.settled = {"SCREENALYTICS_MODEL_ROOT": model_root,
                         "SCREENALYTICS_CELERY_BROKER": cfg.with_vhost(broker, vhost)}
+        key_prefix = key_prefix or os.environ.get(KEY_PREFIX_ENV)
+        if key_prefix:
+            self.settled[KEY_PREFIX_ENV] = key_prefix
         return self.settled
 
-    def write_config(self, workers: int, max_runs: int, key_prefix: str | None,
-                     code_server_port: int, advertise_host: str = "127.0.0.1") -> None:
+    def write_config(self, workers: int, max_runs: int, code_server_port: int,
+                     advertise_host: str = "127.0.0.1") -> None:
         """Write dagster.yaml, celery.yaml and workspace.yaml for ``workers`` workers; the
         workspace names the code server at ``advertise_host:code_server_port``."""
         self.home.mkdir(parents=True, exist_ok=True)
@@ -229,9 +237,11 @@ class LocalCluster:
         instance["concurrency"]["pools"]["default_limit"] = workers
         (self.home / "dagster.yaml").write_text(yaml.safe_dump(instance, sort_keys=False))
 
-        celery = cfg.load_celery_config(cfg.DEPLOY_DIR / "celery.yaml")
-        celery["broker"] = self.environment()["SCREENALYTICS_CELERY_BROKER"]
+        # broker and backend stay {env: ...} references, so the same file serves every host
+        # (each reads the URLs of its own `cluster env`, e.g. another address for the services)
+        celery = yaml.safe_load((cfg.DEPLOY_DIR / "celery.yaml").read_text())["execution"]["config"]
         source = dict(celery.get("config_source") or {})
+        key_prefix = self.environment().get(KEY_PREFIX_ENV)
         if key_prefix:
             # every result key of this cluster in Redis starts with the prefix
             source["result_backend_transport_options"] = {"global_keyprefix": key_prefix}
@@ -260,10 +270,15 @@ class LocalCluster:
     def up(self, workers: int = 3, max_runs: int | None = None, webserver_port: int | None = None,
            key_prefix: str | None = None, timeout_s: float = 180.0, vhost: str | None = None,
            bind_host: str = "127.0.0.1", advertise_host: str | None = None,
-           code_server_port: int | None = None) -> ClusterState:
+           code_server_port: int | None = None, join: bool = False,
+           worker_name: str = "worker") -> ClusterState:
         """Check the settings and services, create what is missing (the database, the
         cluster's RabbitMQ vhost, the S3 bucket), write the config and start the processes;
         return when the code server listens and every worker answers a ping.
+
+        With ``join`` (``screenalytics cluster join``, another host of a cluster whose
+        ``cluster env`` is in the environment) only the supervised workers start, and nothing
+        is created: the database, vhost and bucket must already be there.
 
         Args:
             workers: Celery workers (each runs one step at a time), kept running by the
@@ -278,6 +293,8 @@ class LocalCluster:
             advertise_host: address the others reach the code server at (default: see
                 :func:`advertised_host`).
             code_server_port: the code server's port (default: a free one).
+            join: start only workers, joining the cluster of the environment's URLs.
+            worker_name: the workers' Celery names are ``{worker_name}{i}@{hostname}``.
 
         Raises:
             ModelPackError: the model pack is not under the model root.
@@ -293,17 +310,17 @@ class LocalCluster:
         if any(self.running().values()):
             raise ClusterError(f"a cluster already runs under {self.dir}; "
                                "stop it first with `screenalytics cluster down`")
-        settled = self.settle(vhost)
+        settled = self.settle(vhost, key_prefix)
         broker = settled["SCREENALYTICS_CELERY_BROKER"]
         created: dict[str, str] = {}
         try:
-            if cfg.check_postgres(create=True):
+            if cfg.check_postgres(create=not join):
                 created["database"] = cfg.pg_url()
-            if cfg.ensure_vhost(broker):
+            if not join and cfg.ensure_vhost(broker):
                 created["vhost"] = broker
             cfg.check_broker(broker)
             cfg.check_result_backend(cfg.backend_url())
-            bucket = cfg.ensure_bucket()
+            bucket = cfg.ensure_bucket(create=not join)
             if bucket:
                 created["bucket"] = bucket
         except BaseException:
@@ -320,18 +337,19 @@ class LocalCluster:
                           created=created)
         self.state_file.write_text(json.dumps(asdict(st)))
         try:
-            self.write_config(workers, max_runs or workers, key_prefix, port, advertise)
+            self.write_config(workers, max_runs or workers, port, advertise)
             env = {**os.environ, **self.environment()}
             env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
             env.setdefault("PYTHONUNBUFFERED", "1")
             self._init_instance(env)
             self.write_env_file()
-            st.pids["code_server"] = self._spawn("code_server", [
-                _bin("dagster"), "code-server", "start", "-m", CODE_MODULE,
-                "-h", bind_host, "-p", str(port)], env)
-            self._save(st)
+            if not join:
+                st.pids["code_server"] = self._spawn("code_server", [
+                    _bin("dagster"), "code-server", "start", "-m", CODE_MODULE,
+                    "-h", bind_host, "-p", str(port)], env)
+                self._save(st)
             for i in range(1, workers + 1):
-                name = f"worker{i}"
+                name = f"{worker_name}{i}"
                 st.workers.append(name)
                 st.worker_commands[name] = [
                     _bin("dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
@@ -343,22 +361,29 @@ class LocalCluster:
                 sys.executable, "-m", "screenalytics_assets.cluster.supervise", str(self.dir)],
                 env)
             self._save(st)
-            connect = "127.0.0.1" if bind_host in (*ANY_ADDRESS, "127.0.0.1") else bind_host
-            self._wait_port(connect, port, "code_server", deadline=time.monotonic() + timeout_s)
-            st.pids["daemon"] = self._spawn("daemon", [
-                _bin("dagster-daemon"), "run", "-w", str(self.dir / "workspace.yaml")], env)
-            self._save(st)
-            if webserver_port:
-                st.pids["webserver"] = self._spawn("webserver", [
-                    _bin("dagster-webserver"), "-w", str(self.dir / "workspace.yaml"),
-                    "-h", bind_host, "-p", str(webserver_port)], env)
-                self._save(st)
+            if not join:
+                self._start_head(st, env, timeout_s)
             st.workers = self._wait_workers(st, deadline=time.monotonic() + timeout_s)
             self._save(st)
         except BaseException:
             self.down()
+            _remove_created({k: v for k, v in created.items() if k != "vhost"})
             raise
         return self.state()
+
+    def _start_head(self, st: ClusterState, env: dict[str, str], timeout_s: float) -> None:
+        """Once the code server listens: the daemon and, when asked for, the webserver."""
+        bind_host, port, webserver_port = st.bind_host, st.code_server_port, st.webserver_port
+        connect = "127.0.0.1" if bind_host in (*ANY_ADDRESS, "127.0.0.1") else bind_host
+        self._wait_port(connect, port, "code_server", deadline=time.monotonic() + timeout_s)
+        st.pids["daemon"] = self._spawn("daemon", [
+            _bin("dagster-daemon"), "run", "-w", str(self.dir / "workspace.yaml")], env)
+        self._save(st)
+        if webserver_port:
+                st.pids["webserver"] = self._spawn("webserver", [
+                    _bin("dagster-webserver"), "-w", str(self.dir / "workspace.yaml"),
+                    "-h", bind_host, "-p", str(webserver_port)], env)
+                self._save(st)
 
     def down(self, timeout_s: float = 30.0, purge: bool = False) -> list[str]:
         """Stop every process (SIGTERM to its process group, SIGKILL after ``timeout_s``) and
@@ -432,7 +457,7 @@ class LocalCluster:
             time.sleep(0.5)
 
     def _wait_workers(self, st: ClusterState, deadline: float) -> list[str]:
-        app = celery_app(self.dir / "celery.yaml")
+        app = celery_app(self.dir / "celery.yaml", self.environment())
         wanted = set(st.worker_commands)
         while True:
             replies = app.control.ping(timeout=1.0) or []
@@ -447,12 +472,22 @@ class LocalCluster:
             time.sleep(0.5)
 
 
-def celery_app(celery_yaml: Path):
-    """The Celery app of a dagster-celery config file (to ping or inspect its workers)."""
+def celery_app(celery_yaml: Path, env: dict[str, str] | None = None):
+    """The Celery app of a dagster-celery config file (to ping or inspect its workers), its
+    ``{env: VAR}`` URLs read from ``env`` over the process environment."""
     from dagster_celery.executor import CeleryExecutor
     from dagster_celery.make_app import make_app
 
-    conf = cfg.load_celery_config(celery_yaml)
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        conf = cfg.load_celery_config(celery_yaml)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return make_app(CeleryExecutor.for_cli(broker=conf["broker"], backend=conf["backend"],
                                            config_source=conf.get("config_source")).app_args())
 
