@@ -90,9 +90,11 @@ def celery_config_path() -> Path:
     return Path(os.environ.get("SCREENALYTICS_CELERY_CONFIG") or DEPLOY_DIR / "celery.yaml")
 
 
-def load_celery_config(path: Path | None = None) -> dict:
+def load_celery_config(path: Path | None = None, environ: dict[str, str] | None = None
+                       ) -> dict:
     """The ``execution.config`` block of a dagster-celery config file, with ``broker`` and
-    ``backend`` resolved (an ``{env: VAR}`` value reads VAR, falling back to the defaults above).
+    ``backend`` resolved (an ``{env: VAR}`` value reads VAR, falling back to the defaults above)
+    from the process environment, overridden by ``environ``.
 
     Raises:
         ClusterConfigError: the file is missing or has no ``execution.config`` mapping.
@@ -109,10 +111,13 @@ def load_celery_config(path: Path | None = None) -> dict:
     if not isinstance(config, dict):
         raise ClusterConfigError(f"Celery config {path} has no `execution: config:` mapping")
     config = dict(config)
-    for key, default in (("broker", broker_url()), ("backend", backend_url())):
+    env = {**os.environ, **(environ or {})}
+    defaults = {"broker": env.get("SCREENALYTICS_CELERY_BROKER") or DEFAULT_BROKER,
+                "backend": env.get("SCREENALYTICS_CELERY_BACKEND") or DEFAULT_BACKEND}
+    for key, default in defaults.items():
         value = config.get(key)
         if value is None or isinstance(value, dict):
-            config[key] = (os.environ.get(value["env"]) if isinstance(value, dict)
+            config[key] = (env.get(value["env"]) if isinstance(value, dict)
                            and value.get("env") else None) or default
     return config
 

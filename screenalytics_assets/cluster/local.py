@@ -478,16 +478,7 @@ def celery_app(celery_yaml: Path, env: dict[str, str] | None = None):
     from dagster_celery.executor import CeleryExecutor
     from dagster_celery.make_app import make_app
 
-    saved = {k: os.environ.get(k) for k in env or {}}
-    os.environ.update(env or {})
-    try:
-        conf = cfg.load_celery_config(celery_yaml)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    conf = cfg.load_celery_config(celery_yaml, env)
     return make_app(CeleryExecutor.for_cli(broker=conf["broker"], backend=conf["backend"],
                                            config_source=conf.get("config_source")).app_args())
 
