@@ -200,6 +200,12 @@ def test_register_only_uploads_and_registers_without_running(cli_env, capsys):
     assert cli_main(["run", str(HAMILTON), "--ep-id", "regi-s01e01", "--submit",
                      "--set", "cluster_thresh=0.5"]) == 2
     assert "--set cannot be combined with --submit" in capsys.readouterr().err
+    assert cli_main(["run", str(HAMILTON), "--ep-id", "regi-s01e01", "--submit",
+                     "--profile", "fast"]) == 2
+    assert "SCREENALYTICS_PROFILE" in capsys.readouterr().err
+    assert cli_main(["run", str(HAMILTON), "--ep-id", "regi-s01e01", "--webserver",
+                     "http://127.0.0.1:3000"]) == 2
+    assert "--webserver goes with --submit" in capsys.readouterr().err
 
     assert cli_main(["run", str(HAMILTON), "--ep-id", "regi-s01e01", "--register-only"]) == 0
     assert "regi-s01e01: registered" in capsys.readouterr().out
@@ -210,3 +216,19 @@ def test_register_only_uploads_and_registers_without_running(cli_env, capsys):
     observed = instance.fetch_observations(AssetKey("episode_video"), limit=5).records
     assert [r.partition_key for r in observed] == ["regi-s01e01"]
     assert instance.get_runs() == []  # nothing computed in this process
+
+
+@pytest.mark.slow  # dagster-graphql loads the code location in a process of its own
+def test_submit_queues_the_episode_on_the_embedded_instance(cli_env, capsys):
+    from dagster import DagsterInstance
+
+    assert cli_main(["run", str(HAMILTON), "--ep-id", "regi-s01e01", "--register-only"]) == 0
+    instance = DagsterInstance.get()
+    # --submit without a video: the uploaded one, queued through Dagster's GraphQL API as a
+    # one-episode backfill; without a daemon nothing launches it yet, and the CLI says so
+    assert cli_main(["run", "--ep-id", "regi-s01e01", "--submit"]) == 0
+    out, err = capsys.readouterr()
+    assert "regi-s01e01: queued as backfill" in out and "no dagster-daemon is running" in err
+    [backfill] = instance.get_backfills()
+    assert backfill.backfill_id in out and backfill.tags["screenalytics/source"] == "cli"
+    assert instance.get_runs() == []

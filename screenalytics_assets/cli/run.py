@@ -73,6 +73,9 @@ def run(args) -> int:
     overrides = parse_overrides(args.overrides)  # unknown keys and bad values fail here
     if args.submit or args.register_only:
         return register_and_submit(args, ep_id, settings, overrides)
+    if args.webserver:
+        raise ScreenalyticsError("--webserver goes with --submit (the run is then queued "
+                                 "through that webserver)")
     root, storage = storage_for(args)  # STORAGE_BACKEND: local data root or the S3 bucket
     store = storage.store()
     # Fail on bad input before anything is written: the video, then the model pack.
@@ -122,7 +125,10 @@ def register_and_submit(args, ep_id: str, settings, overrides: dict[str, Any]) -
     for given, option, how in ((args.facebank, "--facebank", "add the photos first with "
                                 "`screenalytics facebank`"),
                                (overrides, "--set", "put the setting in a profile of the "
-                                "settings file (SCREENALYTICS_SETTINGS)")):
+                                "settings file (SCREENALYTICS_SETTINGS)"),
+                               (args.profile and args.submit, "--profile", "the run uses the "
+                                "profile of the instance's processes: SCREENALYTICS_PROFILE "
+                                "of `screenalytics cluster env` or `serve --profile`")):
         if given:
             raise ScreenalyticsError(f"{option} cannot be combined with {flag}: it applies to "
                                      f"a run in this process; {how}")
@@ -156,8 +162,8 @@ def register_and_submit(args, ep_id: str, settings, overrides: dict[str, Any]) -
           + "; follow it in the UI under Overview > Backfills")
     if not args.webserver and not daemon_alive(instance):
         print(f"warning: no dagster-daemon is running for the Dagster instance in "
-              f"{instance.root_directory}, so nothing launches the run yet; start one (`screenalytics "
-              f"serve`, or `screenalytics cluster up`)", file=sys.stderr)
+              f"{instance.root_directory}, so nothing launches the run yet; start one "
+              "(`screenalytics serve`, or `screenalytics cluster up`)", file=sys.stderr)
     return 0
 
 

@@ -12,9 +12,12 @@ hands it to another worker (``task_acks_late``, docs/deploy.md).
 SIGTERM (``cluster down``) stops it: no restart any more, SIGTERM to every worker's group (a
 worker finishes its step), SIGKILL to those left after ``STOP_TIMEOUT_S``.
 
-Why our own loop and not supervisord or systemd: the local cluster must run without root or a
-system service manager (tests, a laptop); on hosts that have one, deploy/ holds a systemd unit
-that does the same for a worker started by hand (docs/deploy.md).
+Started the same way by ``screenalytics cluster join`` on the other hosts of a cluster.
+
+Why our own loop and not supervisord or systemd: a cluster must start without root or a system
+service manager (tests, a laptop); where systemd is there,
+deploy/screenalytics-worker.service starts ``cluster join`` at boot and starts it again if the
+supervisor itself dies (docs/deploy.md).
 """
 
 from __future__ import annotations
