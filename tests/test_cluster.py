@@ -264,31 +264,13 @@ def test_killed_worker_step_is_redelivered_to_another(world, capsys):
         CODECS[asset].load(lambda f: world.store.read_file(ep_id, f))
 
 
-def test_review_rematerialization_goes_through_the_run_queue(world):
-    """The review app's re-materialization on the cluster: queued (not computed in the app's
-    process), its steps on the workers, then the season roll-up."""
-    from screenalytics_assets.review_app import rematerialize
-    from sensors.season_rollup import FOLLOWS_TAG
-
-    assert rematerialize.has_run_queue(world.instance)
-    ep_id = next(iter(world.season))
-    assert rematerialize.main([ep_id, "req-cluster"]) == 0
-    runs = world.instance.get_runs(RunsFilter(tags={rematerialize.REQUEST_TAG: "req-cluster"}))
-    assert len(runs) == 1 and runs[0].status.value == "SUCCESS"
-    backfill_id = runs[0].tags["dagster/backfill"]
-    steps = _workers_of(world.instance, runs[0].run_id)
-    assert {"cast_links", "screentime"} <= set(steps), steps  # run on Celery workers
-    rollup = world.instance.get_runs(RunsFilter(tags={FOLLOWS_TAG: backfill_id}))
-    assert [r.status.value for r in rollup] == ["SUCCESS"]
-    assert rollup[0].tags["dagster/partition"] == f"{SHOW}-s01"
-
-
 def test_a_worker_on_a_second_host_runs_submitted_episodes(world, serial, capsys, tmp_path):
     """A second host for real: a network namespace of its own (its own loopback; the services
     reached only at this host's veth address), where `cluster join` starts a supervised
     worker the documented way, from the first host's `cluster env` with the services'
     addresses as that host sees them. Episodes queued with `run --submit` have steps run on
-    it, with the same screen time as the serial run."""
+    it, with the same screen time as the serial run; then a review re-materialization of one
+    of them goes through the run queue too."""
     if os.geteuid() != 0 or not (shutil.which("ip") and shutil.which("socat")):
         pytest.skip("needs root, iproute2 and socat to make a network namespace")
     t0 = time.monotonic()
@@ -329,9 +311,32 @@ def test_a_worker_on_a_second_host_runs_submitted_episodes(world, serial, capsys
                 report = CODECS["screentime"].load(
                     lambda f, e=ep_id: world.store.read_file(e, f))
                 assert report.rows() == serial[serial_ep], ep_id
+            print(f"second host: joined, 2 episodes submitted and run in "
+                  f"{time.monotonic() - t0:.0f} s")
+            _review_rematerialization_is_queued(world, next(iter(videos)))
         finally:
             other.down()
-    print(f"second-host test: {time.monotonic() - t0:.0f} s")
+    print(f"second-host test with the review re-materialization: "
+          f"{time.monotonic() - t0:.0f} s")
+
+
+def _review_rematerialization_is_queued(world, ep_id: str) -> None:
+    """The review app's re-materialization on the cluster: queued (not computed in the app's
+    process), its steps on the workers, then the season roll-up."""
+    from screenalytics_assets.review_app import rematerialize
+    from screenalytics_assets.partitions import season_of
+    from sensors.season_rollup import FOLLOWS_TAG
+
+    assert rematerialize.has_run_queue(world.instance)
+    assert rematerialize.main([ep_id, "req-cluster"]) == 0
+    runs = world.instance.get_runs(RunsFilter(tags={rematerialize.REQUEST_TAG: "req-cluster"}))
+    assert len(runs) == 1 and runs[0].status.value == "SUCCESS"
+    backfill_id = runs[0].tags["dagster/backfill"]
+    steps = _workers_of(world.instance, runs[0].run_id)
+    assert {"cast_links", "screentime"} <= set(steps), steps  # run on Celery workers
+    rollup = world.instance.get_runs(RunsFilter(tags={FOLLOWS_TAG: backfill_id}))
+    assert [r.status.value for r in rollup] == ["SUCCESS"]
+    assert rollup[0].tags["dagster/partition"] == season_of(ep_id)
 
 
 def _closed_port() -> int:
