@@ -45,7 +45,8 @@ def test_a_relative_model_root_is_refused_in_cluster_processes(monkeypatch):
 def test_cluster_up_makes_the_model_root_absolute_and_checks_the_pack(tmp_path, monkeypatch,
                                                                        capsys):
     monkeypatch.chdir(REPO)
-    monkeypatch.setenv("SCREENALYTICS_MODEL_ROOT", "../shared")  # as the README writes it
+    # relative, as the README writes it (../shared)
+    monkeypatch.setenv("SCREENALYTICS_MODEL_ROOT", os.path.relpath(SHARED, REPO))
     monkeypatch.setenv("SCREENALYTICS_CELERY_BROKER", "pyamqp://guest:guest@127.0.0.1:5672//")
     cluster = LocalCluster(tmp_path / "data")
     settled = cluster.settle()
