@@ -107,7 +107,8 @@ def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: s
     if not episodes:
         raise NoEpisodesError(
             f"season {key} has no registered episodes; register them first by uploading "
-            f"videos/{key}eNN/episode.mp4 (sensor) or `screenalytics run VIDEO --ep-id {key}e01`")
+            f"videos/{key}eNN/episode.mp4 (sensor) or with `screenalytics run VIDEO --ep-id "
+            f"{key}e01 --register-only`")
     if only is not None:
         unknown = sorted(set(only) - set(episodes))
         if unknown:
@@ -129,6 +130,22 @@ def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: s
         assets, partition_keys = [SEASON_ASSET], [key]
         description = f"The season roll-up of {key}"
     params = backfill_params(assets, partition_keys, f"Season {key}", description, tags)
+    backfill_id = launch_backfill(instance, params, webserver_url)
+    rollup_after = key if episodes and include_rollup else None
+    targeted = sorted({*assets, *([SEASON_ASSET] if rollup_after else [])})
+    return SeasonBackfill(backfill_id, key, episodes, targeted, rollup_after)
+
+
+def launch_backfill(instance: DagsterInstance, params: dict,
+                    webserver_url: str | None = None) -> str:
+    """Send ``launchPartitionBackfill`` with ``params`` (:func:`backfill_params`) to the
+    webserver at ``webserver_url``, else through ``dagster-graphql`` on ``instance``'s folder;
+    returns the backfill id. The one route from the CLI and the review app to the instance's
+    run queue: the backfill daemon turns it into queued runs, within the queue's limits.
+
+    Raises:
+        BackfillSubmitError: Dagster refused the backfill or could not be reached.
+    """
     try:
         answer = graphql(LAUNCH_BACKFILL, {"backfillParams": params},
                          instance_dir=instance.root_directory, webserver_url=webserver_url,
@@ -137,9 +154,32 @@ def submit_season_backfill(instance: DagsterInstance, defs: Definitions, show: s
         hint = (" (or leave --webserver out to submit it straight to the instance)"
                 if webserver_url else "")
         raise BackfillSubmitError(f"could not submit the backfill: {e}{hint}") from None
-    rollup_after = key if episodes and include_rollup else None
-    targeted = sorted({*assets, *([SEASON_ASSET] if rollup_after else [])})
-    return SeasonBackfill(_backfill_id(answer), key, episodes, targeted, rollup_after)
+    return _backfill_id(answer)
+
+
+def submit_episode(instance: DagsterInstance, defs: Definitions, ep_id: str,
+                   assets: list[AssetKey] | None = None, tags: dict[str, str] | None = None,
+                   webserver_url: str | None = None) -> str:
+    """Queue the materialization of ``assets`` (default: every episode asset) of registered
+    episode ``ep_id`` on the instance's run queue, as a one-partition backfill (so no code
+    location name is needed, and the UI lists it under Overview > Backfills); returns the
+    backfill id. A running ``dagster-daemon`` launches its run; on the cluster its steps run
+    on the Celery workers.
+
+    Raises:
+        NoEpisodesError: ``ep_id`` is not a registered episode partition.
+        BackfillSubmitError: Dagster refused the backfill or could not be reached.
+    """
+    from .partitions import EPISODES_PARTITION
+
+    if not instance.has_dynamic_partition(EPISODES_PARTITION, ep_id):
+        raise NoEpisodesError(f"{ep_id} is not a registered episode; register it first with "
+                              f"`screenalytics run VIDEO --ep-id {ep_id} --register-only`")
+    assets = list(assets or episode_asset_keys(defs))
+    names = ", ".join(k.to_user_string() for k in assets)
+    params = backfill_params(assets, [ep_id], f"Episode {ep_id}", f"{names} of {ep_id}",
+                             dict(tags or {}))
+    return launch_backfill(instance, params, webserver_url)
 
 
 def _backfill_id(answer: dict) -> str:

@@ -4,6 +4,7 @@ season of short, different synthetic episodes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -38,19 +39,26 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
+def vhosts() -> list[str]:
+    """The broker's virtual hosts."""
+    return subprocess.run(["rabbitmqctl", "-q", "list_vhosts", "name"], check=True,
+                          capture_output=True, text=True, timeout=60).stdout.split()
+
+
 @contextmanager
-def cluster_services(stem: str = "satest"):
-    """Yields :class:`Services` with a new database and vhost; drops both and deletes the
-    Redis keys afterwards."""
+def cluster_services(stem: str = "satest", create: bool = True):
+    """Yields :class:`Services` with a new database and vhost (``create=False``: only their
+    names, for ``cluster up`` to create); drops both and deletes the Redis keys afterwards."""
     import psycopg2
     import redis
 
     name = f"{stem}_{uuid.uuid4().hex[:8]}"
     services = Services(name, f"{PG_SERVER}/{name}", f"{AMQP_SERVER}/{name}", REDIS_URL,
                         f"{name}:")
-    check_postgres(services.pg_url, create=True)
-    _rabbitmqctl("add_vhost", name)
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    if create:
+        check_postgres(services.pg_url, create=True)
+        _rabbitmqctl("add_vhost", name)
+        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     try:
         yield services
     finally:
@@ -91,3 +99,70 @@ def wait_backfill(instance, backfill_id: str, timeout_s: float = 600.0):
             raise TimeoutError(f"backfill {backfill_id} still {bf.status.value} after "
                                f"{timeout_s:.0f} s")
         time.sleep(1.0)
+
+
+@dataclass
+class OtherHost:
+    """A network namespace joined to this host by a veth pair: ``address`` is this host's side
+    (where the services are forwarded), ``namespace`` the name for ``ip netns exec``."""
+
+    namespace: str
+    address: str
+    peer_address: str
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+def _free_subnet() -> int:
+    """A third octet x with no address of 10.200.x.0/24 on this host."""
+    import random
+
+    used = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True,
+                          check=True).stdout
+    for _ in range(100):
+        x = random.randint(1, 254)
+        if f"10.200.{x}." not in used:
+            return x
+    raise RuntimeError("no free 10.200.x.0/24 subnet")
+
+
+@contextmanager
+def other_host(ports: list[int]):
+    """A second host for real, on this machine: a new network namespace (its own interfaces,
+    routes and loopback, so nothing of this host's loopback is reachable from it) joined by a
+    veth pair, 10.200.x.1 on this side and 10.200.x.2 inside; each of ``ports`` on this host's
+    loopback is forwarded from 10.200.x.1 by ``socat``. Yields :class:`OtherHost`; removes the
+    forwarders, the namespace and the veth pair (by name) afterwards. Needs root."""
+    import signal
+
+    tag = uuid.uuid4().hex[:6]
+    ns, here, there = f"sa{tag}", f"sah{tag}", f"san{tag}"
+    x = _free_subnet()
+    host = OtherHost(ns, f"10.200.{x}.1", f"10.200.{x}.2")
+    forwarders = []
+    try:
+        _ip("netns", "add", ns)
+        _ip("link", "add", here, "type", "veth", "peer", "name", there)
+        _ip("link", "set", there, "netns", ns)
+        _ip("addr", "add", f"{host.address}/30", "dev", here)
+        _ip("link", "set", here, "up")
+        _ip("netns", "exec", ns, "ip", "addr", "add", f"{host.peer_address}/30", "dev", there)
+        _ip("netns", "exec", ns, "ip", "link", "set", there, "up")
+        _ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        for port in ports:
+            forwarders.append(subprocess.Popen(
+                ["socat", f"TCP-LISTEN:{port},bind={host.address},reuseaddr,fork",
+                 f"TCP:127.0.0.1:{port}"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True))
+        yield host
+    finally:
+        for proc in forwarders:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        subprocess.run(["ip", "link", "del", here], capture_output=True, timeout=30)

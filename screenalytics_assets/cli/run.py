@@ -50,6 +50,17 @@ def register(sub) -> None:
     p.add_argument("--facebank", metavar="DIR",
                    help="cast photos, one sub-folder per cast member (DIR/<cast-id>/*.jpg): "
                         "added to the facebank of the ep_id's show, which is rebuilt first")
+    queue = p.add_mutually_exclusive_group()
+    queue.add_argument("--submit", action="store_true",
+                       help="register the episode, then queue its run on the instance's run "
+                            "queue (a dagster-daemon launches it; on the cluster its steps run "
+                            "on the workers) instead of computing here")
+    queue.add_argument("--register-only", action="store_true",
+                       help="upload and register the episode, run nothing: "
+                            "`screenalytics backfill` then runs the registered season")
+    p.add_argument("--webserver", metavar="URL",
+                   help="with --submit: submit through this running Dagster webserver "
+                        "(default: straight to the instance)")
     add_common_args(p)
     p.set_defaults(func=run)
 
@@ -62,6 +73,11 @@ def run(args) -> int:
     ep_id = validate_ep_id(args.ep_id)
     settings = load_settings(profile=args.profile)
     overrides = parse_overrides(args.overrides)  # unknown keys and bad values fail here
+    if args.submit or args.register_only:
+        return register_and_submit(args, ep_id, settings, overrides)
+    if args.webserver:
+        raise ScreenalyticsError("--webserver goes with --submit (the run is then queued "
+                                 "through that webserver)")
     root, storage = storage_for(args)  # STORAGE_BACKEND: local data root or the S3 bucket
     store = storage.store()
     # Fail on bad input before anything is written: the video, then the model pack. A new video
@@ -111,6 +127,70 @@ def run_needs_bytes(n_frames: int, video_bytes: int) -> int:
     """About how many bytes a run of a new video of ``n_frames`` frames and ``video_bytes``
     bytes writes under the data root (the video copy + :data:`BYTES_PER_FRAME` a frame)."""
     return video_bytes + n_frames * BYTES_PER_FRAME
+
+
+def register_and_submit(args, ep_id: str, settings, overrides: dict[str, Any]) -> int:
+    """``run --register-only`` / ``run --submit``: validate the video, upload it, register the
+    episode's partitions and observe its video, then (``--submit``) queue its run on the
+    instance's run queue (:func:`~screenalytics_assets.backfill.submit_episode`); nothing is
+    computed in this process, so no model is loaded here (the workers check the model pack).
+
+    Raises:
+        ScreenalyticsError: an option that needs this process (``--facebank``, ``--set``), an
+            unreadable video, a missing upload, an unreachable Postgres or Dagster refusing.
+    """
+    from ..backfill import submit_episode
+    from ..cluster.config import check_postgres, executor_from_env
+    from ..core.video import probe_video
+    from ..daemon import daemon_alive
+    from ..definitions import build_definitions
+    from ..partitions import register_episode
+    from ..staleness import observe_video
+
+    flag = "--submit" if args.submit else "--register-only"
+    for given, option, how in ((args.facebank, "--facebank", "add the photos first with "
+                                "`screenalytics facebank`"),
+                               (overrides, "--set", "put the setting in a profile of the "
+                                "settings file (SCREENALYTICS_SETTINGS)"),
+                               (args.profile and args.submit, "--profile", "the run uses the "
+                                "profile of the instance's processes: SCREENALYTICS_PROFILE "
+                                "of `screenalytics cluster env` or `serve --profile`")):
+        if given:
+            raise ScreenalyticsError(f"{option} cannot be combined with {flag}: it applies to "
+                                     f"a run in this process; {how}")
+    root, storage = storage_for(args)
+    store = storage.store()
+    if args.video:
+        probe_video(args.video)  # a bad video fails here, before anything is written
+    elif not store.exists(store.video_key(ep_id)):
+        raise ScreenalyticsError(f"no video uploaded for {ep_id} at "
+                                 f"{store.uri(store.video_key(ep_id))}; give the VIDEO to upload")
+    if executor_from_env() == "celery":
+        check_postgres()  # the cluster's instance: a clear error rather than a driver traceback
+    instance = instance_for(root)
+    if args.video:
+        store.put_video(ep_id, args.video)
+    register_episode(instance, ep_id)
+    version = observe_video(instance, store, ep_id)
+    print(f"{ep_id}: registered, video {store.uri(store.video_key(ep_id))} (version {version})")
+    if args.register_only:
+        return 0
+    defs = build_definitions(settings, storage=storage)
+    keys = plan_selection(defs, instance, ep_id, {}, args.stale_only) if args.stale_only \
+        else None
+    if keys == []:
+        print(f"{ep_id}: every asset is up to date; nothing submitted")
+        return 0
+    backfill_id = submit_episode(instance, defs, ep_id, keys, {"screenalytics/source": "cli"},
+                                 args.webserver)
+    print(f"{ep_id}: queued as backfill {backfill_id}"
+          + (f" ({len(keys)} assets)" if keys else " (every asset)")
+          + "; follow it in the UI under Overview > Backfills")
+    if not args.webserver and not daemon_alive(instance):
+        print(f"warning: no dagster-daemon is running for the Dagster instance in "
+              f"{instance.root_directory}, so nothing launches the run yet; start one "
+              "(`screenalytics serve`, or `screenalytics cluster up`)", file=sys.stderr)
+    return 0
 
 
 def _materialize(args, ep_id, settings, overrides, storage, instance,
