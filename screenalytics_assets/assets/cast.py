@@ -172,8 +172,10 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
     # dependency on it goes through show_facebank (see above).
     @asset(**{**stage_kwargs(settings, "cast_links", "Identities linked to the show's cast "
                              "(many-to-one: co-occurring identities never share a cast member; "
-                             "optimal over all tracks' embeddings above cast_link_thresh) with ranked "
-                             "suggestions, and the reviewer's edits applied."),
+                             "only clear links: above cast_link_thresh and ahead of the runner-up "
+                             "by cast_link_margin, with the episode's linked identities as extra "
+                             "references; the rest needs_review) with ranked suggestions, and the "
+                             "reviewer's edits applied."),
               "group_name": GROUP,
               # a show without a facebank (or another show's) must not hold automation back
               "automation_condition": EPISODE_AUTOMATION.ignore(
@@ -194,7 +196,8 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
                     f"`screenalytics facebank add {show} CAST_ID PHOTO...`")
             result = link_cast(ep_id, show, identities, tracks, embeddings, fb,
                                settings.model_pack, s["cast_link_thresh"],
-                               read_edits(store, ep_id), store.file_uri(ep_id, EDITS_FILE))
+                               read_edits(store, ep_id), store.file_uri(ep_id, EDITS_FILE),
+                               s["cast_link_margin"])
             quality = link_quality(result.auto, {i.identity_id: len(i.track_ids)
                                                  for i in identities.identities})
         review = result.review
@@ -206,6 +209,9 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
             context, settings, "cast_links", s, config, t["seconds"], facebank=result.facebank,
             identities=len(review.identities), linked=len(linked),
             unknown=len(review.identities) - len(linked),
+            needs_review=sum(1 for i in review.identities if i.needs_review),
+            auto_linked=quality["linked"], auto_linked_from_episode=quality["linked_from_episode"],
+            auto_needs_review=quality["needs_review"], auto_unlinked=quality["unlinked"],
             cast_not_linked=MetadataValue.json(
                 sorted(set(result.cast_ids) - {i.cast_id for i in linked})),
             edits=len(review.applied) + len(review.skipped), edits_applied=len(review.applied),
@@ -215,6 +221,7 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
             cluster_quality=MetadataValue.json(quality),
             preview=preview([{"identity_id": i.identity_id, "name": i.name, "cast_id": i.cast_id,
                               "source": i.link_source, "score": i.score,
+                              "needs_review": i.needs_review,
                               "margin": (round(i.suggestions[0]["score"]
                                                - i.suggestions[1]["score"], 4)
                                          if len(i.suggestions) > 1 else None),
