@@ -24,6 +24,7 @@ from screenalytics_assets.core.facebank import Facebank, photo_face
 from screenalytics_assets.core.screentime import identity_seconds, screen_time
 from screenalytics_assets.core.tracking import Track
 from tests.conftest import FACEBANK, FACES, HAMILTON, SHARED
+from tests.helpers import named_recall
 
 LIN, BIDEN, OBAMA, ALEX = "lin-manuel-miranda", "joe-biden", "barack-obama", "alex-lacamoire"
 
@@ -241,12 +242,6 @@ def test_known_answer_cluster_quality_metadata(known_answer_run):
     assert quality["margin_min"] > 0 and quality["tracks_per_identity"] >= 1
 
 
-def named_recall(cast_seconds: dict[str, float], truth: dict[str, float]) -> float:
-    """Named seconds / true seconds over the people of the answer (a cast member's named seconds
-    count up to their true seconds)."""
-    return sum(min(cast_seconds.get(p, 0.0), s) for p, s in truth.items()) / sum(truth.values())
-
-
 def wrong_links(links, truth: dict[int, str]) -> list[tuple[int, str, set[str]]]:
     """Automatic links whose identity holds a track of anyone but the linked cast member."""
     members = {i.identity_id: i.track_ids for i in links.reviewed()}
@@ -381,3 +376,33 @@ def test_add_track_to_a_cast_members_photos(hamilton_run, monkeypatch, capsys):
     finally:
         keys = photo_keys(run.store, "hamilton")
         run.store.delete_keys([keys[k] for k in set(keys) - before])
+
+
+def test_reviewed_references_round_trip_and_join_the_facebank():
+    from screenalytics_assets.core.facebank import (
+        FacebankError,
+        dump_reviewed,
+        load_reviewed,
+        reviewed_reference,
+        with_reviewed,
+    )
+
+    rng = np.random.default_rng(4)
+    x, y = l2_normalize(rng.normal(size=(2, 8))).astype(np.float32)
+    fb = _facebank({"x": [x]})
+    tracks = l2_normalize(rng.normal(size=(3, 8))).astype(np.float32)
+    ref = reviewed_reference("y", "show-s01e01", 7, [4, 5, 6], tracks, np.array([2, 0, 9]),
+                             "pack", max_tracks=5)
+    assert ref.track_ids == [6, 4] and ref.name == "show-s01e01-identity0007"  # no faceless one
+    back = load_reviewed(dump_reviewed(ref), "r.json")
+    assert back.track_ids == [6, 4] and np.array_equal(back.vectors, ref.vectors)
+    merged, left_out = with_reviewed(fb, [back])
+    assert merged.cast_ids == ["x", "y"] and left_out == []
+    assert merged.ref_photo[1:] == ["reviewed/show-s01e01-identity0007/track6",
+                                    "reviewed/show-s01e01-identity0007/track4"]
+    other = reviewed_reference("y", "show-s01e02", 1, [0], tracks[:1], np.array([3]), "other")
+    assert with_reviewed(fb, [other]) == (fb, ["show-s01e02-identity0001"])
+    with pytest.raises(FacebankError, match="remove-reviewed"):
+        load_reviewed(b"{}", "bad.json")
+    with pytest.raises(FacebankError, match="no embedded face"):
+        reviewed_reference("y", "show-s01e01", 2, [1], tracks[:1], np.array([0]), "pack")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ..core.ep_id import validate_ep_id
+from ..core.ep_id import parse_ep_id, validate_ep_id
 from .common import add_common_args, execute, instance_for, storage_for
 
 STALE_BY_EDITS = ("cast_links", "screentime")
@@ -42,6 +42,9 @@ def register(sub) -> None:
     o = ops.add_parser("link", help="link an identity to a cast member")
     o.add_argument("identity", type=int)
     o.add_argument("cast_id")
+    o.add_argument("--teach", action="store_true",
+                   help="also add the identity's faces to the show's reviewed references, so "
+                        "the show's episodes link against them (`facebank add-reviewed`)")
     o = ops.add_parser("unlink", help="mark an identity as no cast member")
     o.add_argument("identity", type=int)
     ops.add_parser("show", help="print the identities after review and the edits")
@@ -79,6 +82,15 @@ def run(args) -> int:
         print(f"{ep_id}: recorded {op} " + json.dumps(
             {k: v for k, v in edit.items() if k != "op"}, separators=(",", ":"))[:200])
     instance = instance_for(root)
+    if getattr(args, "teach", False):
+        from resources.facebank import add_reviewed
+
+        from ..assets.cast import record_reviewed_change
+
+        _, ref = add_reviewed(store, ep_id, args.identity, args.cast_id)
+        episodes = record_reviewed_change(instance, store, parse_ep_id(ep_id).show)
+        print(f"reviewed reference {ref.name} of {ref.cast_id} added: cast_links of "
+              f"{len(episodes)} episode(s) of the show are now stale")
     version = record_edits_version(instance, ep_id, read_edits(store, ep_id))
     print(f"identity_edits version {version}: {', '.join(STALE_BY_EDITS)} are now stale")
     if args.run:
