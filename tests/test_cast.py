@@ -427,6 +427,33 @@ def test_reviews_of_episode_1_teach_episode_2(tmp_path, monkeypatch, capsys):
     assert main(["facebank", "remove-reviewed", "season", "--cast", "t"]) == 2
     assert "no reviewed reference of season matches" in capsys.readouterr().err
 
+    # without them, the review queue of episode 2 leads to the exact answer: one click per
+    # identity in need of review and per merge accepted, each its first suggestion when right
+    from resources.edits import episode_review_queue
+
+    queue = episode_review_queue(run2.store, run2.ep_id, run2.settings["cluster_thresh"])
+    assert queue and queue[0].kind == "needs_review"
+    assert main(["review", run2.ep_id, "queue"]) == 0
+    assert f"link {queue[0].identity_ids[0]} t" in capsys.readouterr().out
+    reviewed = {i.identity_id: i for i in links.reviewed()}
+    clicks = accepted = 0
+    for item in queue:
+        members = [reviewed[i].track_ids for i in item.identity_ids]
+        persons = [{person_of(ep2, "ref_03", tracks2[t]) for t in ts} for ts in members]
+        if item.kind == "needs_review":
+            (person,) = persons[0]
+            assert item.suggestions[0]["cast_id"] == person
+            clicks += main(["review", run2.ep_id, "link", str(item.identity_ids[0]),
+                            person]) == 0
+        elif persons[0] == persons[1]:
+            accepted += 1
+            clicks += main(["review", run2.ep_id, "merge", *map(str, item.identity_ids)]) == 0
+    assert clicks <= sum(q.kind == "needs_review" for q in queue) + accepted
+    assert run2.materialize("cast_links", "screentime").success
+    got = run2.load("screentime").cast_seconds()
+    for person, truth in ep2.seconds.items():
+        assert got[person] == pytest.approx(truth, abs=0.25 * 2), (person, got)
+
 
 # ---------------------------------------------------------------------------- bad input
 def _facebank_run(tmp_path, photos):

@@ -48,6 +48,8 @@ def register(sub) -> None:
     o = ops.add_parser("unlink", help="mark an identity as no cast member")
     o.add_argument("identity", type=int)
     ops.add_parser("show", help="print the identities after review and the edits")
+    ops.add_parser("queue", help="print what needs a decision: identities marked needs_review "
+                                 "with their suggestions, then merge suggestions")
     ops.add_parser("undo", help="remove the last edit")
     ops.add_parser("clear", help="delete every edit of the episode")
     p.set_defaults(func=run)
@@ -69,6 +71,8 @@ def run(args) -> int:
         for s in current.skipped:
             print(f"not applied: edit {s['index']} ({s['op']}): {s['reason']}")
         return 0
+    if args.op == "queue":
+        return print_queue(store, ep_id, args.profile)
     if args.op == "clear":
         clear_edits(store, ep_id)
     elif args.op == "undo":
@@ -106,4 +110,31 @@ def run(args) -> int:
         job = build_definitions(settings, storage=storage).resolve_job_def(EPISODE_JOB)
         execute(job, instance, ep_id, [AssetKey(a) for a in STALE_BY_EDITS])
         print_report(load_artifact(store, ep_id, "screentime"))
+    return 0
+
+
+def print_queue(store, ep_id: str, profile: str | None) -> int:
+    """Print the review queue (``resources.edits.episode_review_queue``) with the command that
+    accepts each item."""
+    from resources.edits import episode_review_queue
+
+    from ..settings import load_settings
+
+    thresh = load_settings(profile=profile)["cluster_thresh"]
+    queue = episode_review_queue(store, ep_id, thresh)
+    pending = [q for q in queue if q.kind == "needs_review"]
+    merges = [q for q in queue if q.kind == "merge"]
+    print(f"{ep_id}: {len(pending)} identit{'y' if len(pending) == 1 else 'ies'} to review, "
+          f"{len(merges)} merge suggestion(s)")
+    for q in pending:
+        (ident,) = q.identity_ids
+        ranked = ", ".join(f"{s['cast_id']} {s['score']:.2f}" for s in q.suggestions[:3])
+        print(f"  needs review: identity {ident} ({ranked})  accept: screenalytics review "
+              f"{ep_id} link {ident} {q.suggestions[0]['cast_id']}")
+    for q in merges:
+        source, target = q.identity_ids
+        names = " / ".join(c or "unknown" for c in q.cast_ids)
+        print(f"  merge: identity {source} into {target} ({names}; centroid distance "
+              f"{q.distance:.2f}, cluster_thresh {q.thresh:.2f}; never on screen together)  "
+              f"accept: screenalytics review {ep_id} merge {source} {target}")
     return 0
