@@ -14,6 +14,7 @@ from screenalytics_assets.core.review_queue import (
     merge_suggestions,
     review_queue,
 )
+from tests.test_review_pages import EP, app_url, get  # noqa: F401  (the app on a tiny episode)
 
 
 def _near(distance: float, own: int, dim: int = 8) -> np.ndarray:
@@ -66,3 +67,58 @@ def test_identity_centroid_is_the_mean_of_all_its_faces():
     got = identity_centroids(idents, track_of_face, faces)
     assert set(got) == {0}  # identity 1 has no embedded face
     assert np.allclose(got[0], l2_normalize(faces[:4].mean(axis=0)), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- the app's page
+@pytest.fixture
+def store(tmp_path):
+    """A tiny episode (no video): identity 0 linked to x, identity 1 ambiguous between x and y,
+    identity 2 close to identity 0 and never on screen with it."""
+    from resources.integrity import write_artifact
+    from resources.storage import LocalStore
+    from screenalytics_assets.core.artifacts import (
+        CODECS,
+        CastLinks,
+        FaceEmbeddings,
+        Identity,
+        IdentitySet,
+        TrackSet,
+    )
+    from screenalytics_assets.core.cast_links import IdentityLink
+    from screenalytics_assets.core.review import NO_EDITS_VERSION, apply_edits
+    from screenalytics_assets.core.shots import Shot
+    from screenalytics_assets.core.video import VideoInfo
+    from tests.test_core import _track
+
+    store = LocalStore(tmp_path / "data")
+    tracks = [_track(i, 0, [10 * i, 10 * i + 2]) for i in range(3)]
+    write_artifact(store, EP, "tracks", CODECS["tracks"].dump(TrackSet(
+        VideoInfo(10.0, 40, 4.0, 64, 64, "1/10", 0), 2, [Shot(0, 0, 39, 0.0, 4.0)], tracks)))
+    write_artifact(store, EP, "identities", CODECS["identities"].dump(IdentitySet(
+        [Identity(i, [i], 1, 0.4) for i in range(3)], np.eye(3, 8, dtype=np.float32), {})))
+    vectors = np.stack([_near(0.0, 1), _near(1.0, 2), _near(0.55, 3)])
+    write_artifact(store, EP, "embeddings", CODECS["embeddings"].dump(FaceEmbeddings(
+        np.arange(3), np.arange(3), vectors, "ci_pack")))
+    ranked = [{"cast_id": "x", "score": 0.41}, {"cast_id": "y", "score": 0.38}]
+    auto = [IdentityLink(0, "x", 0.7, ranked, source="facebank"),
+            IdentityLink(1, None, None, ranked, needs_review=True),
+            IdentityLink(2, None, None, ranked[::-1])]
+    review = apply_edits([(i, [i]) for i in range(3)], auto, [],
+                         {t.track_id: (t.start_frame, t.end_frame) for t in tracks})
+    write_artifact(store, EP, "cast_links", CODECS["cast_links"].dump(CastLinks(
+        EP, "tiny", "ok", ["x", "y"], 0.3, auto, review, NO_EDITS_VERSION)))
+    return store
+
+
+def test_review_app_queue_page_offers_one_click_decisions(app_url):  # noqa: F811
+    status, body = get(f"{app_url}/episodes/{EP}/queue")
+    assert status == 200, body[-500:]
+    assert "1 identities to review · 1 merge suggestions" in body
+    needs, merge = body.split('class="queue-item ')[1:]
+    assert needs.startswith('needs_review" data-identities="1"')
+    # one click: the first suggestion is the accept button, a link edit of identity 1
+    assert 'name="identity" value="1"' in needs and 'class="accept" data-cast="x"' in needs
+    assert merge.startswith('merge" data-identities="2,0"')
+    assert merge.count('name="identities"') == 2 and merge.count("data-track=") == 2
+    status, body = get(f"{app_url}/episodes/tiny-s01e02/queue")
+    assert status == 409 and "Traceback" not in body
