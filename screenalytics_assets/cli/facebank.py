@@ -49,31 +49,34 @@ def register(sub) -> None:
     build.add_argument("--profile", help="settings profile (default: balanced)")
     add_common_args(build)
     build.set_defaults(func=run_build)
-    show = fsub.add_parser("show", help="list a show's cast references and reviewed references")
-    show.add_argument("show", help="show slug")
-    add_common_args(show)
-    show.set_defaults(func=run_show)
-    rev = fsub.add_parser(
-        "add-reviewed", help="add an identity you confirmed to the show's reviewed references",
-        description="Store the faces of identity IDENTITY of EP_ID (numbers of the screen-time "
-                    "table after review) as reviewed references of CAST_ID (default: the cast "
-                    "member it is linked to), apart from the cast photos. The show's episodes "
-                    "link against them: their cast_links turn stale, nothing else.")
-    rev.add_argument("ep_id", help="episode id, e.g. rhobh-s05e14")
-    rev.add_argument("identity", type=int, help="identity id (`review EP_ID show`)")
-    rev.add_argument("cast_id", nargs="?", help="cast member (default: the identity's link)")
-    add_common_args(rev)
-    rev.set_defaults(func=run_add_reviewed)
-    rm = fsub.add_parser(
-        "remove-reviewed", help="remove reviewed references of a show",
-        description="Remove the reviewed references NAME (as `facebank show` lists them), or "
-                    "all of a cast member (--cast) or of an episode (--ep-id).")
-    rm.add_argument("show", help="show slug")
-    rm.add_argument("name", nargs="?", help="reference name, e.g. rhobh-s05e14-identity0003")
-    rm.add_argument("--cast", dest="cast_id", help="every reviewed reference of this cast member")
-    rm.add_argument("--ep-id", dest="from_ep", help="every reviewed reference from this episode")
-    add_common_args(rm)
-    rm.set_defaults(func=run_remove_reviewed)
+    # the reviewed references: (name, function, help, description, positional and optional
+    # arguments with their keywords)
+    for name, func, text, description, arguments in (
+        ("show", run_show, "list a show's cast references and reviewed references", None,
+         [("show", {"help": "show slug"})]),
+        ("add-reviewed", run_add_reviewed,
+         "add an identity you confirmed to the show's reviewed references",
+         "Store the faces of identity IDENTITY of EP_ID (numbers of the screen-time table after "
+         "review) as reviewed references of CAST_ID (default: the cast member it is linked "
+         "to), apart from the cast photos. The show's episodes link against them: their "
+         "cast_links turn stale, nothing else.",
+         [("ep_id", {"help": "episode id, e.g. rhobh-s05e14"}),
+          ("identity", {"type": int, "help": "identity id (`review EP_ID show`)"}),
+          ("cast_id", {"nargs": "?", "help": "cast member (default: the identity's link)"})]),
+        ("remove-reviewed", run_remove_reviewed, "remove reviewed references of a show",
+         "Remove the reviewed references NAME (as `facebank show` lists them), or all of a "
+         "cast member (--cast) or of an episode (--ep-id).",
+         [("show", {"help": "show slug"}),
+          ("name", {"nargs": "?", "help": "reference name, e.g. rhobh-s05e14-identity0003"}),
+          ("--cast", {"dest": "cast_id", "help": "every reviewed reference of this cast member"}),
+          ("--ep-id", {"dest": "from_ep",
+                       "help": "every reviewed reference from this episode"})]),
+    ):
+        cmd = fsub.add_parser(name, help=text, description=description)
+        for arg, kw in arguments:
+            cmd.add_argument(arg, **kw)
+        add_common_args(cmd)
+        cmd.set_defaults(func=func)
 
 
 def run_add(args) -> int:
