@@ -237,7 +237,7 @@ class EpisodeEvidence:
         return out
 
 
-def _clear_pairs(scores: np.ndarray, rows: list[int], allowed: np.ndarray, thresh: float,
+def _clear_pairs(scores: np.ndarray, rows: set[int], allowed: np.ndarray, thresh: float,
                  margin: float) -> np.ndarray:
     """float [K, C]: ``scores`` where a row of ``rows`` has its best allowed column at or above
     ``thresh`` and ahead of its runner-up (allowed or not) by ``margin``; -inf elsewhere."""
@@ -263,8 +263,9 @@ def link_identities(identity_ids: list[int], scores: np.ndarray | None, cast: li
     facebank's and, with ``evidence``, of the identities linked so far as references of their
     cast member; it is linked to the facebank's best cast member for it when that one scores at
     least ``thresh`` against the facebank, no identity on screen with it holds that cast member,
-    and its score (with the episode's references) beats the runner-up's by ``margin``. Each round's clear pairs are resolved by :func:`assign` (co-occurring
-    identities never on one cast member); rounds stop when one links nothing.
+    and its score (with the episode's references) beats the runner-up's by ``margin``. Each
+    round's clear pairs are resolved by :func:`assign` (co-occurring identities never on one
+    cast member); rounds stop when one links nothing.
 
     Args:
         identity_ids: [K] ids, in the row order of ``scores``.
@@ -300,7 +301,7 @@ def link_identities(identity_ids: list[int], scores: np.ndarray | None, cast: li
         for r, col in linked.items():
             for other in partners[r]:
                 allowed[other, col] = False
-        free = [r for r in range(n) if r not in linked]
+        free = {r for r in range(n) if r not in linked}
         # the episode's evidence settles the margin, never the choice: the cast member must be
         # the facebank's own best and score the threshold against it (measured with
         # scripts/measure_cast_links.py: looser rules named more people outside the cast)
