@@ -92,8 +92,9 @@ def main() -> int:
         thresh = load_settings(model_pack=pack)["cast_link_thresh"]
         counts = count_links(embed_photos(pack), thresh, args.splits)
         for (margin, transductive), n in sorted(counts.items()):
-            print(f"{pack:12s} margin {margin:.2f} episode evidence {'yes' if transductive else 'no '}"
-                  f"  right {n['right']:4d}  wrong {n['wrong']:4d}  needs_review "
+            evidence = "yes" if transductive else "no "
+            print(f"{pack:12s} margin {margin:.2f} episode evidence {evidence}  right "
+                  f"{n['right']:4d}  wrong {n['wrong']:4d}  needs_review "
                   f"{n['needs_review']:4d}  of {n['answer']}")
     return 0
 
