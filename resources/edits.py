@@ -183,3 +183,18 @@ def add_edit(store: ArtifactStore, ep_id: str, op: str, expected_version: str | 
     """
     new, data = add_edits(store, ep_id, [(op, args)], expected_version)
     return new[0], data
+
+
+def episode_review_queue(store: ArtifactStore, ep_id: str, cluster_thresh: float):
+    """The episode's review queue now (``core.review_queue.review_queue``): the reviewed
+    identities of :func:`current_review`, their centroids from the embeddings artifact.
+
+    Raises:
+        ArtifactError: identities, tracks or embeddings were never materialized.
+    """
+    from screenalytics_assets.core.review_queue import identity_centroids, review_queue
+
+    current, spans, _ = current_review(store, ep_id)
+    emb = load_artifact(store, ep_id, "embeddings")
+    centroids = identity_centroids(current.identities, emb.track_id, emb.vectors)
+    return review_queue(current.identities, centroids, spans, cluster_thresh)

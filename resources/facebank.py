@@ -4,6 +4,8 @@ Keys, under ``store.facebank_prefix(show)`` (``facebank/{show}/`` locally)::
 
     {cast_id}/{photo}                  cast photos (.jpg, .jpeg, .png)
     facebank_embeddings.npy / .json    reference embeddings and their index (the facebank asset)
+    reviewed/{cast_id}/{name}.json     references a reviewer confirmed in an episode, with their
+                                       provenance (``core.facebank.ReviewedReference``)
 
 Everything goes through the store's ``put``/``get``/``list_keys``, so an S3 store works the same.
 """
@@ -22,15 +24,22 @@ from screenalytics_assets.core.facebank import (
     EMBEDDINGS_FILE,
     INDEX_FILE,
     PHOTO_EXTENSIONS,
+    REVIEWED_DIR,
     Facebank,
     FacebankError,
+    ReviewedReference,
     check_photo_faces,
     decode_photo,
     dump_facebank,
+    dump_reviewed,
+    facebank_version,
     load_facebank,
+    load_reviewed,
     photo_det_sizes,
+    reviewed_reference,
     validate_cast_id,
     validate_photo_name,
+    with_reviewed,
 )
 
 from .storage import ArtifactStore
@@ -192,3 +201,113 @@ def read_facebank(store: ArtifactStore, show: str) -> Facebank | None:
     except ArtifactError as exc:
         raise ArtifactError(f"the facebank of show {show!r} is incomplete ({exc}); rebuild it "
                             f"(materialize facebank for partition {show!r})") from exc
+
+
+# ---------------------------------------------------------------------------- reviewed references
+def reviewed_keys(store: ArtifactStore, show: str) -> dict[tuple[str, str], str]:
+    """``(cast_id, name) -> key`` of every reviewed reference of a show
+    (``facebank/{show}/reviewed/{cast_id}/{name}.json``)."""
+    prefix = store.facebank_prefix(validate_show(show)) + REVIEWED_DIR + "/"
+    out = {}
+    for key in store.list_keys(prefix):
+        parts = key[len(prefix):].split("/")
+        if len(parts) == 2 and parts[1].endswith(".json"):
+            out[(parts[0], parts[1][:-len(".json")])] = key
+    return out
+
+
+def read_reviewed(store: ArtifactStore, show: str) -> list[ReviewedReference]:
+    """Every reviewed reference of a show, by cast id and name.
+
+    Raises:
+        FacebankError: a damaged file (names it and how to remove it).
+    """
+    return [load_reviewed(store.get(key), store.uri(key))
+            for _, key in sorted(reviewed_keys(store, show).items())]
+
+
+def read_show_facebank(store: ArtifactStore, show: str) -> Facebank | None:
+    """What an episode of the show links against: the built facebank with the show's reviewed
+    references (of its model pack) added, or ``None`` when the facebank was never built."""
+    return with_reviewed(read_facebank(store, show), read_reviewed(store, show))[0]
+
+
+def show_facebank_version(store: ArtifactStore, show: str) -> str:
+    """Data version of :func:`read_show_facebank` (``core.facebank.facebank_version``): it
+    changes when the facebank is rebuilt and when a reviewed reference is added or removed."""
+    return facebank_version(read_show_facebank(store, show))
+
+
+def add_reviewed(store: ArtifactStore, ep_id: str, identity_id: int,
+                 cast_id: str | None = None, max_tracks: int = 5) -> tuple[str, ReviewedReference]:
+    """Add an identity a reviewer confirmed as a cast member to the show's reviewed references.
+
+    The identity is the one of the screen-time table after the episode's edits
+    (``resources.edits.current_review``); its embeddings come from the episode's embeddings
+    artifact (:func:`~screenalytics_assets.core.facebank.reviewed_reference`). Adding the same
+    identity again replaces its file.
+
+    Args:
+        cast_id: the cast member; ``None`` takes the identity's current link (confirming it).
+
+    Returns:
+        ``(key written, the reference)``.
+
+    Raises:
+        FacebankError: unknown identity, no cast member given and none linked, a cast member not
+            in the show's facebank, or no embedded face. ArtifactError: the episode's
+            identities, tracks or embeddings were never materialized.
+    """
+    from screenalytics_assets.core.clustering import track_embeddings
+    from screenalytics_assets.core.ep_id import parse_ep_id
+
+    from .edits import current_review
+    from .integrity import load_artifact
+
+    show = parse_ep_id(ep_id).show
+    current, _, cast_ids = current_review(store, ep_id)
+    ident = next((i for i in current.identities if i.identity_id == int(identity_id)), None)
+    if ident is None:
+        raise FacebankError(
+            f"{ep_id} has no identity {identity_id}; its identities are "
+            f"{', '.join(str(i.identity_id) for i in current.identities) or '(none)'}")
+    cast_id = cast_id or ident.cast_id
+    if cast_id is None:
+        raise FacebankError(f"identity {identity_id} of {ep_id} is linked to no cast member: "
+                            "give the cast member it shows")
+    validate_cast_id(cast_id)
+    if cast_ids is not None and cast_id not in cast_ids:
+        raise FacebankError(f"cast member {cast_id!r} is not in the facebank of {show} "
+                            f"({', '.join(cast_ids)})")
+    fb = read_facebank(store, show)
+    emb = load_artifact(store, ep_id, "embeddings")
+    tracks = np.asarray(ident.track_ids, np.int64)
+    vectors, faces = track_embeddings(emb.track_id, emb.vectors, tracks)
+    ref = reviewed_reference(cast_id, ep_id, ident.identity_id, ident.track_ids, vectors, faces,
+                             fb.model_pack if fb else "", max_tracks)
+    key = f"{store.facebank_prefix(show)}{REVIEWED_DIR}/{cast_id}/{ref.name}.json"
+    store.put(key, dump_reviewed(ref))
+    return key, ref
+
+
+def remove_reviewed(store: ArtifactStore, show: str, cast_id: str | None = None,
+                    ep_id: str | None = None, name: str | None = None) -> list[str]:
+    """Remove the show's reviewed references matching every filter given; returns the keys.
+
+    Raises:
+        FacebankError: no filter given (removing all takes ``cast_id`` or ``ep_id``), or
+            nothing matches (lists what there is).
+    """
+    if cast_id is None and ep_id is None and name is None:
+        raise FacebankError("say which reviewed references to remove: a name, a cast member "
+                            "or an episode")
+    refs = reviewed_keys(store, show)
+    keys = [key for (c, n), key in sorted(refs.items())
+            if (cast_id is None or c == cast_id) and (name is None or n == name)
+            and (ep_id is None or n.startswith(f"{ep_id}-identity"))]
+    if not keys:
+        raise FacebankError(
+            f"no reviewed reference of {show} matches; there are "
+            f"{', '.join(f'{c}/{n}' for c, n in sorted(refs)) or 'none'}")
+    store.delete_keys(keys)
+    return keys

@@ -34,7 +34,7 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
                    "stitch_min_sim"),
     "track_reps": (),
     "facebank": ("model_pack", "facebank_det_size", "facebank_det_thresh"),
-    "cast_links": ("cast_link_thresh",),
+    "cast_links": ("cast_link_thresh", "cast_link_margin"),
     "screentime": ("stitch_gap_s",),
 }
 
@@ -47,11 +47,12 @@ CODE_REVISIONS: dict[str, str] = {
     "identities": "2",
     "track_reps": "2",
     "facebank": "2",
-    "cast_links": "2",
+    "cast_links": "3",
     "screentime": "4",
 }
 
-PACK_KEYS = ("cluster_thresh", "min_identity_sim", "cast_link_thresh", "stitch_min_sim")
+PACK_KEYS = ("cluster_thresh", "min_identity_sim", "cast_link_thresh", "cast_link_margin",
+             "stitch_min_sim")
 
 
 class SettingsError(ValueError):
@@ -173,6 +174,8 @@ SCHEMA: dict[str, SettingSpec] = {
                                   lo_open=True),
     "min_identity_sim": SettingSpec(float, -1, 1, "cosine similarity that attaches weak tracks"),
     "cast_link_thresh": SettingSpec(float, -1, 1, "cosine similarity that links a cast member"),
+    "cast_link_margin": SettingSpec(float, 0, 2, "cosine similarity by which a linked cast member "
+                                    "must beat the runner-up"),
     "stitch_gap_s": SettingSpec(float, 0, 60, "seconds without a detection that stitch two "
                                 "tracks of one face in a shot and count as on screen"),
     "stitch_min_sim": SettingSpec(float, -1, 1, "cosine similarity two tracks need to stitch"),

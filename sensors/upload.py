@@ -41,10 +41,9 @@ from dagster import (
 
 from resources.dagster_storage import StorageResource
 from resources.edits import read_edits
-from resources.facebank import read_facebank
+from resources.facebank import show_facebank_version
 from resources.storage import ArtifactStore
 from screenalytics_assets.core.ep_id import parse_ep_id, validate_ep_id
-from screenalytics_assets.core.facebank import facebank_version
 from screenalytics_assets.core.errors import InvalidEpIdError, VideoError
 from screenalytics_assets.core.review import edits_version
 from screenalytics_assets.core.video import validate_video
@@ -137,8 +136,7 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
                 tags={DATA_VERSION_TAG: edits_version(read_edits(store, ep_id))}))
             out.observations.append(AssetObservation(
                 asset_key=AssetKey("show_facebank"), partition=ep_id,
-                tags={DATA_VERSION_TAG: facebank_version(
-                    read_facebank(store, parse_ep_id(ep_id).show))}))
+                tags={DATA_VERSION_TAG: show_facebank_version(store, parse_ep_id(ep_id).show)}))
         out.observations.append(AssetObservation(
             asset_key=AssetKey("episode_video"), partition=ep_id,
             tags={DATA_VERSION_TAG: version},

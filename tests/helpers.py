@@ -121,3 +121,9 @@ def stale_assets(run: EpisodeRun) -> set[str]:
     keys = episode_asset_keys(defs)
     changed = stale_or_missing(defs, run.instance, run.ep_id, keys)
     return {key.path[-1] for key in downstream_closure(defs, changed) & set(keys)}
+
+
+def named_recall(cast_seconds: dict[str, float], truth: dict[str, float]) -> float:
+    """Named seconds / true seconds over the people of a known answer (a cast member's named
+    seconds count up to their true seconds)."""
+    return sum(min(cast_seconds.get(p, 0.0), s) for p, s in truth.items()) / sum(truth.values())

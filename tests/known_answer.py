@@ -157,3 +157,18 @@ def facebank_photos(faces_root: Path) -> dict[str, list[Path]]:
     """Cast id (the person key) -> the ``ref_01`` photo, which no shot uses; ``f`` never appears."""
     assert all(a.photo != "ref_01" for _, apps in SHOTS for a in apps)
     return {key: [faces_root / folder / "ref_01.jpg"] for key, folder in PEOPLE.items()}
+
+
+def person_of_track(episode: KnownAnswerEpisode, track, shots=SHOTS) -> str:
+    """Ground truth: the person a track shows, by majority over its frames of the appearance
+    whose face centre (px) is nearest the box centre in that frame."""
+    shot = int(np.searchsorted(episode.shot_starts, track.start_frame, side="right") - 1)
+    dur, apps = shots[shot]
+    n = int(round(dur * episode.fps))
+    votes: dict[str, int] = {}
+    for f, box in zip(track.frame_idx, track.bbox):
+        t = (int(f) - episode.shot_starts[shot]) / max(n - 1, 1)
+        cx = float(box[0] + box[2]) / 2
+        near = min(apps, key=lambda a: abs(_x_at(a.path, t) * WIDTH - cx))
+        votes[near.person] = votes.get(near.person, 0) + 1
+    return max(votes, key=votes.get)

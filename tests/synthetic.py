@@ -69,8 +69,11 @@ def _panel(photo: np.ndarray, width: int, height: int, zoom: float) -> np.ndarra
     return out
 
 
-def build_episode(faces_root: Path, out: Path, shots=SHOTS, fps: int = FPS) -> SyntheticEpisode:
-    """Write the episode to ``out`` (H.264 MP4) and return it with its ground truth."""
+def build_episode(faces_root: Path, out: Path, shots=SHOTS, fps: int = FPS,
+                  people: dict[str, str] = PEOPLE) -> SyntheticEpisode:
+    """Write the episode to ``out`` (H.264 MP4) and return it with its ground truth.
+
+    ``shots`` name people by key and ``people`` maps a key to its folder in ``faces_root``."""
     photos = {}
     seconds: dict[str, float] = {}
     starts = []
@@ -82,7 +85,7 @@ def build_episode(faces_root: Path, out: Path, shots=SHOTS, fps: int = FPS) -> S
         panel_w = WIDTH // len(members)
         imgs = []
         for key, photo in members:
-            path = faces_root / PEOPLE[key] / f"{photo}.jpg"
+            path = faces_root / people[key] / f"{photo}.jpg"
             if path not in photos:
                 photos[path] = cv2.imread(str(path))
             imgs.append(photos[path])
@@ -93,7 +96,7 @@ def build_episode(faces_root: Path, out: Path, shots=SHOTS, fps: int = FPS) -> S
                                 for im in imgs])
                      for n, panel_w, imgs in shot_frames for i in range(n)), WIDTH, HEIGHT, fps)
     return SyntheticEpisode(out, fps, frame_idx, seconds, starts,
-                            {k: faces_root / v for k, v in PEOPLE.items()})
+                            {k: faces_root / v for k, v in people.items()})
 
 
 def facebank_photos(faces_root: Path) -> dict[str, list[Path]]:
@@ -102,9 +105,28 @@ def facebank_photos(faces_root: Path) -> dict[str, list[Path]]:
     return {key: [faces_root / folder / "ref_01.jpg"] for key, folder in PEOPLE.items()}
 
 
-def person_of_track(episode: SyntheticEpisode, track, width: int = WIDTH) -> str:
+def person_of_track(episode: SyntheticEpisode, track, width: int = WIDTH, shots=SHOTS) -> str:
     """Ground truth: the person a track shows, from its shot and the panel its boxes are in."""
     shot = int(np.searchsorted(episode.shot_starts, track.start_frame, side="right") - 1)
-    members = SHOTS[shot][1]
+    members = shots[shot][1]
     cx = float((track.bbox[:, 0] + track.bbox[:, 2]).mean() / 2)
     return members[min(int(cx // (width / len(members))), len(members) - 1)][0]
+
+
+#: A season of two episodes with the same cast and other photos (ref_02 in the first, ref_03 in
+#: the second; the facebank has ref_01), for reviews that teach the show's facebank. Chosen with
+#: ci_pack on the photos: t's ref_03 photo is only 0.06 closer to his facebank photo than to u's
+#: (0.52 against 0.46), too close to link on the facebank alone, while his ref_02 photo, which a
+#: reviewer confirms in episode 1, is 0.73 from it.
+SEASON_PEOPLE = {"t": "person10", "u": "person02", "e": "person25", "d": "person24"}
+
+
+def season_shots(photo: str) -> list[tuple[float, list[tuple[str, str]]]]:
+    """The shots of one episode of the season, every face cut from ``photo``."""
+    return [(2.0, [("t", photo)]), (1.5, [("u", photo), ("e", photo)]),
+            (1.5, [("d", photo)]), (2.0, [("t", photo), ("d", photo)])]
+
+
+def season_facebank(faces_root: Path) -> dict[str, list[Path]]:
+    """Cast id (the person key) -> the ``ref_01`` photo, which no episode of the season uses."""
+    return {key: [faces_root / folder / "ref_01.jpg"] for key, folder in SEASON_PEOPLE.items()}

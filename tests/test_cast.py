@@ -363,6 +363,98 @@ def test_synthetic_cast_linking_and_seconds(synthetic_episode, synthetic_run):
         assert seconds[person] == pytest.approx(truth_s, abs=0.25 * n_shots), person
 
 
+# ---------------------------------------------------------------------------- teaching
+@pytest.mark.slow
+def test_reviews_of_episode_1_teach_episode_2(tmp_path, monkeypatch, capsys):
+    """A season of two synthetic episodes, same people, other photos (tests/synthetic.py,
+    SEASON_PEOPLE). The reviewer confirms every identity of episode 1 (`review link --teach`
+    where it is not linked, `facebank add-reviewed` where it is): the faces become reviewed
+    references of the show, episode 2's cast_links (and only what reads it) turn stale, and
+    episode 2 names more of its true screen time than before, with no wrong link."""
+    from screenalytics_assets.cli import main
+    from tests.conftest import FACES
+    from tests.helpers import named_recall, run_episode
+    from tests.synthetic import (
+        SEASON_PEOPLE,
+        build_episode,
+        season_facebank,
+        season_shots,
+    )
+
+    def person_of(episode, photo, track):
+        return person_of_track(episode, track, shots=season_shots(photo))
+
+    ep1 = build_episode(FACES, tmp_path / "e1.mp4", season_shots("ref_02"), people=SEASON_PEOPLE)
+    ep2 = build_episode(FACES, tmp_path / "e2.mp4", season_shots("ref_03"), people=SEASON_PEOPLE)
+    run1 = run_episode(tmp_path / "run", ep1.path, "season-s01e01",
+                       facebank=season_facebank(FACES))
+    run2 = run_episode(tmp_path / "run", ep2.path, "season-s01e02", instance=run1.instance)
+    before = named_recall(run2.load("screentime").cast_seconds(), ep2.seconds)
+
+    monkeypatch.setenv("DAGSTER_HOME", str(run1.root / "dagster_home"))
+    monkeypatch.setenv("SCREENALYTICS_DATA_ROOT", str(run1.store.root))
+    tracks = {t.track_id: t for t in run1.load("tracks").tracks}
+    for ident in run1.load("cast_links").reviewed():
+        (person,) = {person_of(ep1, "ref_02", tracks[t]) for t in ident.track_ids}
+        if ident.cast_id == person:  # confirm the automatic link
+            assert main(["facebank", "add-reviewed", run1.ep_id, str(ident.identity_id)]) == 0
+        else:
+            assert main(["review", run1.ep_id, "link", str(ident.identity_id), person,
+                         "--teach"]) == 0
+    assert "are now stale" in capsys.readouterr().out
+    assert stale_assets(run2) == {"cast_links", "screentime"}
+    assert run2.materialize("cast_links", "screentime").success
+    links = run2.load("cast_links")
+    tracks2 = {t.track_id: t for t in run2.load("tracks").tracks}
+    for ident in links.reviewed():
+        if ident.cast_id:
+            assert {person_of(ep2, "ref_03", tracks2[t]) for t in ident.track_ids} \
+                == {ident.cast_id}
+    after = named_recall(run2.load("screentime").cast_seconds(), ep2.seconds)
+    with capsys.disabled():
+        print(f"\nepisode 2 named recall: {before:.3f} without reviewed references, "
+              f"{after:.3f} with")
+    assert after > before
+
+    # listed apart from the photos, and removable: episode 2 is back where it was
+    assert main(["facebank", "show", "season"]) == 0
+    listed = capsys.readouterr().out
+    assert "reviewed references of season: 4" in listed and "season-s01e01-identity" in listed
+    assert main(["facebank", "remove-reviewed", "season", "--ep-id", run1.ep_id]) == 0
+    assert stale_assets(run2) == {"cast_links", "screentime"}
+    assert run2.materialize("cast_links", "screentime").success
+    assert named_recall(run2.load("screentime").cast_seconds(), ep2.seconds) == before
+    assert main(["facebank", "remove-reviewed", "season", "--cast", "t"]) == 2
+    assert "no reviewed reference of season matches" in capsys.readouterr().err
+
+    # without them, the review queue of episode 2 leads to the exact answer: one click per
+    # identity in need of review and per merge accepted, each its first suggestion when right
+    from resources.edits import episode_review_queue
+
+    queue = episode_review_queue(run2.store, run2.ep_id, run2.settings["cluster_thresh"])
+    assert queue and queue[0].kind == "needs_review"
+    assert main(["review", run2.ep_id, "queue"]) == 0
+    assert f"link {queue[0].identity_ids[0]} t" in capsys.readouterr().out
+    reviewed = {i.identity_id: i for i in links.reviewed()}
+    clicks = accepted = 0
+    for item in queue:
+        members = [reviewed[i].track_ids for i in item.identity_ids]
+        persons = [{person_of(ep2, "ref_03", tracks2[t]) for t in ts} for ts in members]
+        if item.kind == "needs_review":
+            (person,) = persons[0]
+            assert item.suggestions[0]["cast_id"] == person
+            clicks += main(["review", run2.ep_id, "link", str(item.identity_ids[0]),
+                            person]) == 0
+        elif persons[0] == persons[1]:
+            accepted += 1
+            clicks += main(["review", run2.ep_id, "merge", *map(str, item.identity_ids)]) == 0
+    assert clicks <= sum(q.kind == "needs_review" for q in queue) + accepted
+    assert run2.materialize("cast_links", "screentime").success
+    got = run2.load("screentime").cast_seconds()
+    for person, truth in ep2.seconds.items():
+        assert got[person] == pytest.approx(truth, abs=0.25 * 2), (person, got)
+
+
 # ---------------------------------------------------------------------------- bad input
 def _facebank_run(tmp_path, photos):
     store = LocalStore(tmp_path / "data")

@@ -195,6 +195,7 @@ ROUTES = [  # (method, template, the slot each hostile part goes into)
     ("GET", "/episodes/{ep}/video", "ep"),
     ("GET", "/episodes/{ep}/progress/{id}", "ep"),
     ("GET", "/episodes/{ep}/progress/{id}", "id"),
+    ("GET", "/episodes/{ep}/queue", "ep"),
     ("GET", "/static/{id}", "id"),
     ("GET", "/seasons/{ep}", "ep"),
     ("GET", "/seasons/{ep}/season_screentime.csv", "ep"),

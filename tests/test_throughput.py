@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 import supervision as sv
-from scipy.optimize import linear_sum_assignment
 
 from resources.models import available_cores, load_face_models
 from screenalytics_assets.core.detect import (
@@ -386,9 +385,14 @@ def test_cli_starts_without_dagster_models_or_scientific_libraries():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "alex-lacamoire's far shot (a 24-px face in shot 0) is found at fast but scores 0.25 "
+    "against his photo with ci_pack (0.33 at balanced; cast_link_thresh 0.30): 0 s named "
+    "against 0.67 s. Remove this mark when the far shot is named at fast."))
 def test_fast_profile_keeps_the_cast_screen_time_of_balanced(hamilton_run, tmp_path):
-    """At ``fast`` (stride 3, det_size 480) every cast member's screen time on the real clip is
-    within 0.3 s of ``balanced``; people matched by the overlap of their on-screen intervals."""
+    """At ``fast`` (stride 3, det_size 480) every cast member's *named* screen time on the real
+    clip is within 0.3 s of ``balanced``: seconds per cast id, so a person found but left
+    unnamed at ``fast`` counts as lost."""
     from screenalytics_assets.settings import load_settings
     from tests.conftest import FACEBANK, HAMILTON_EP
     from tests.helpers import run_episode
@@ -396,20 +400,9 @@ def test_fast_profile_keeps_the_cast_screen_time_of_balanced(hamilton_run, tmp_p
     fast = run_episode(tmp_path, HAMILTON, HAMILTON_EP, settings=load_settings(profile="fast"),
                        facebank=FACEBANK)
     assert fast.load("tracks").stride == 3
-    people = fast.load("screentime").people
-    balanced = hamilton_run.load("screentime").people
-    assert {p.cast_id for p in balanced} >= {"lin-manuel-miranda", "barack-obama"}
-    # one-to-one matching by shared on-screen time (ties: the closer total)
-    gain = np.array([[_overlap(b.intervals, f.intervals) - 1e-3 * abs(b.seconds - f.seconds)
-                      for f in people] for b in balanced])
-    rows, cols = linear_sum_assignment(gain, maximize=True)
-    match = dict(zip(rows, cols))
-    for i, person in enumerate(balanced):
-        if not person.cast_id:
-            continue
-        assert i in match and _overlap(person.intervals, people[match[i]].intervals) > 0
-        assert people[match[i]].seconds == pytest.approx(person.seconds, abs=0.3), person.cast_id
-
-
-def _overlap(a, b) -> float:
-    return sum(max(0.0, min(x2, y2) - max(x1, y1)) for x1, x2 in a for y1, y2 in b)
+    named = fast.load("screentime").cast_seconds()
+    balanced = hamilton_run.load("screentime").cast_seconds()
+    assert balanced["lin-manuel-miranda"] > 4 and balanced["barack-obama"] > 1
+    assert set(named) == set(balanced)
+    for cast_id, seconds in balanced.items():
+        assert named[cast_id] == pytest.approx(seconds, abs=0.3), (cast_id, named, balanced)

@@ -23,14 +23,26 @@ from dagster import (
 
 from resources.dagster_storage import StorageResource
 from resources.edits import read_edits
-from resources.facebank import read_facebank, read_photos, write_facebank
+from resources.facebank import (
+    read_facebank,
+    read_photos,
+    read_reviewed,
+    show_facebank_version,
+    write_facebank,
+)
 from resources.models import FaceModelsResource
 
 from ..core.artifacts import CastLinks, FaceEmbeddings, IdentitySet, TrackSet
 from ..core.cast_links import link_quality
 from ..core.ep_id import parse_ep_id, validate_show
 from ..core.episode import link_cast
-from ..core.facebank import all_cast_ids, build_facebank, facebank_version, photo_det_sizes
+from ..core.facebank import (
+    all_cast_ids,
+    build_facebank,
+    facebank_version,
+    photo_det_sizes,
+    with_reviewed,
+)
 from ..core.review import EDITS_FILE, edits_version, parse_edits
 from ..partitions import EPISODES_PARTITION, episode_partitions, show_episodes, show_partitions
 from ..preview import observable_source
@@ -81,8 +93,10 @@ def record_edits_version(instance: DagsterInstance, ep_id: str, data: bytes | No
 #: show and cast_links by episode; Dagster's built-in partition mappings cannot map an episode to
 #: its show between two dynamic partition sets, and a custom PartitionMapping is not public API
 #: (deprecated, ignored by the UI and daemon). So cast_links depends on this external asset
-#: (identity mapping), whose version per episode is its show's facebank version, recorded when
-#: that facebank is built: rebuilding one show's facebank marks only that show's episodes stale.
+#: (identity mapping), whose version per episode is its show's facebank version (the photos'
+#: references and the reviewed ones, ``resources.facebank.show_facebank_version``), recorded when
+#: that facebank is built and when a reviewed reference is added or removed: either marks only
+#: that show's episodes stale.
 #: Its own dependency on every facebank partition is lineage only (an external asset is never
 #: stale).
 show_facebank = AssetSpec(
@@ -98,6 +112,15 @@ def record_facebank_version(instance: DagsterInstance, ep_ids: list[str], versio
     for ep_id in ep_ids:
         instance.report_runless_asset_event(AssetObservation(
             asset_key=show_facebank.key, partition=ep_id, tags={DATA_VERSION_TAG: version}))
+
+
+def record_reviewed_change(instance: DagsterInstance, store, show: str) -> list[str]:
+    """After a reviewed reference of ``show`` was added or removed: record the show's new
+    facebank version for its episodes, so their cast_links (and screentime) turn stale and
+    nothing else. Returns the episodes."""
+    episodes = show_episodes(instance, show)
+    record_facebank_version(instance, episodes, show_facebank_version(store, show))
+    return episodes
 
 
 def _observed(instance: DagsterInstance, key, ep_id: str) -> bool:
@@ -117,7 +140,7 @@ def ensure_edits_observed(instance: DagsterInstance, store, ep_id: str) -> None:
         record_edits_version(instance, ep_id, read_edits(store, ep_id))
     if not _observed(instance, show_facebank.key, ep_id):
         record_facebank_version(
-            instance, [ep_id], facebank_version(read_facebank(store, parse_ep_id(ep_id).show)))
+            instance, [ep_id], show_facebank_version(store, parse_ep_id(ep_id).show))
 
 
 def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
@@ -148,7 +171,8 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
             context.log.warning(f"no face found in cast photos {', '.join(fb.no_face)}; they "
                                 "are not used: replace them with clearer photos")
         without = sorted(set(all_cast_ids(fb)) - set(fb.cast_ids))
-        version = facebank_version(fb)
+        # what the episodes link against: these references and the reviewed ones
+        version = facebank_version(with_reviewed(fb, read_reviewed(store, show))[0])
         episodes = show_episodes(context.instance, show)
         record_facebank_version(context.instance, episodes, version)
         return MaterializeResult(
@@ -172,8 +196,10 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
     # dependency on it goes through show_facebank (see above).
     @asset(**{**stage_kwargs(settings, "cast_links", "Identities linked to the show's cast "
                              "(many-to-one: co-occurring identities never share a cast member; "
-                             "optimal over all tracks' embeddings above cast_link_thresh) with ranked "
-                             "suggestions, and the reviewer's edits applied."),
+                             "only clear links: above cast_link_thresh and ahead of the runner-up "
+                             "by cast_link_margin, with the episode's linked identities as extra "
+                             "references; the rest needs_review) with ranked suggestions, and the "
+                             "reviewer's edits applied."),
               "group_name": GROUP,
               # a show without a facebank (or another show's) must not hold automation back
               "automation_condition": EPISODE_AUTOMATION.ignore(
@@ -187,14 +213,20 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
         show = parse_ep_id(ep_id).show
         store = storage.store()
         with timed() as t:
-            fb = read_facebank(store, show)
+            fb, left_out = with_reviewed(read_facebank(store, show), read_reviewed(store, show))
+            if left_out:
+                context.log.warning(
+                    f"reviewed references {', '.join(left_out)} were made with another model "
+                    f"pack than the facebank's and are not used; remove them with "
+                    f"`screenalytics facebank remove-reviewed {show} NAME`")
             if fb is None:
                 context.log.warning(
                     f"show {show!r} has no facebank: every identity stays unknown. Add one with "
                     f"`screenalytics facebank add {show} CAST_ID PHOTO...`")
             result = link_cast(ep_id, show, identities, tracks, embeddings, fb,
                                settings.model_pack, s["cast_link_thresh"],
-                               read_edits(store, ep_id), store.file_uri(ep_id, EDITS_FILE))
+                               read_edits(store, ep_id), store.file_uri(ep_id, EDITS_FILE),
+                               s["cast_link_margin"])
             quality = link_quality(result.auto, {i.identity_id: len(i.track_ids)
                                                  for i in identities.identities})
         review = result.review
@@ -204,8 +236,12 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
         linked = [i for i in review.identities if i.cast_id]
         stage_metadata(
             context, settings, "cast_links", s, config, t["seconds"], facebank=result.facebank,
+            reviewed_references=sum(p.startswith("reviewed/") for p in fb.ref_photo) if fb else 0,
             identities=len(review.identities), linked=len(linked),
             unknown=len(review.identities) - len(linked),
+            needs_review=sum(1 for i in review.identities if i.needs_review),
+            auto_linked=quality["linked"], auto_linked_from_episode=quality["linked_from_episode"],
+            auto_needs_review=quality["needs_review"], auto_unlinked=quality["unlinked"],
             cast_not_linked=MetadataValue.json(
                 sorted(set(result.cast_ids) - {i.cast_id for i in linked})),
             edits=len(review.applied) + len(review.skipped), edits_applied=len(review.applied),
@@ -215,6 +251,7 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
             cluster_quality=MetadataValue.json(quality),
             preview=preview([{"identity_id": i.identity_id, "name": i.name, "cast_id": i.cast_id,
                               "source": i.link_source, "score": i.score,
+                              "needs_review": i.needs_review,
                               "margin": (round(i.suggestions[0]["score"]
                                                - i.suggestions[1]["score"], 4)
                                          if len(i.suggestions) > 1 else None),

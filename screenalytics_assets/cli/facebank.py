@@ -1,4 +1,5 @@
-"""``screenalytics facebank add SHOW CAST_ID PHOTO...`` and ``facebank build SHOW``."""
+"""``screenalytics facebank add SHOW CAST_ID PHOTO...``, ``facebank build SHOW``, ``facebank show
+SHOW`` and the reviewed references (``add-reviewed``, ``remove-reviewed``)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,34 @@ def register(sub) -> None:
     build.add_argument("--profile", help="settings profile (default: balanced)")
     add_common_args(build)
     build.set_defaults(func=run_build)
+    # the reviewed references: (name, function, help, description, positional and optional
+    # arguments with their keywords)
+    for name, func, text, description, arguments in (
+        ("show", run_show, "list a show's cast references and reviewed references", None,
+         [("show", {"help": "show slug"})]),
+        ("add-reviewed", run_add_reviewed,
+         "add an identity you confirmed to the show's reviewed references",
+         "Store the faces of identity IDENTITY of EP_ID (numbers of the screen-time table after "
+         "review) as reviewed references of CAST_ID (default: the cast member it is linked "
+         "to), apart from the cast photos. The show's episodes link against them: their "
+         "cast_links turn stale, nothing else.",
+         [("ep_id", {"help": "episode id, e.g. rhobh-s05e14"}),
+          ("identity", {"type": int, "help": "identity id (`review EP_ID show`)"}),
+          ("cast_id", {"nargs": "?", "help": "cast member (default: the identity's link)"})]),
+        ("remove-reviewed", run_remove_reviewed, "remove reviewed references of a show",
+         "Remove the reviewed references NAME (as `facebank show` lists them), or all of a "
+         "cast member (--cast) or of an episode (--ep-id).",
+         [("show", {"help": "show slug"}),
+          ("name", {"nargs": "?", "help": "reference name, e.g. rhobh-s05e14-identity0003"}),
+          ("--cast", {"dest": "cast_id", "help": "every reviewed reference of this cast member"}),
+          ("--ep-id", {"dest": "from_ep",
+                       "help": "every reviewed reference from this episode"})]),
+    ):
+        cmd = fsub.add_parser(name, help=text, description=description)
+        for arg, kw in arguments:
+            cmd.add_argument(arg, **kw)
+        add_common_args(cmd)
+        cmd.set_defaults(func=func)
 
 
 def run_add(args) -> int:
@@ -124,18 +153,68 @@ def run_build(args) -> int:
 
 
 def print_facebank(store: "ArtifactStore", show: str) -> None:
-    """Print the facebank's cast members and reference counts; warn about photos with no face."""
+    """Print the facebank's cast members and reference counts, then the reviewed references
+    with their provenance; warn about photos with no face."""
     from rich.console import Console
 
-    from resources.facebank import read_facebank
+    from resources.facebank import read_facebank, read_reviewed
 
     fb = read_facebank(store, show)
     console = Console()
     if fb is None:
         console.print(f"{show}: no facebank built")
-        return
-    counts = {c: fb.ref_cast_id.count(c) for c in fb.cast_ids}
-    console.print(f"facebank {show} ({fb.model_pack}): " + ", ".join(
-        f"{c} ({n} ref{'s' if n != 1 else ''})" for c, n in counts.items()))
-    if fb.no_face:
-        console.print(f"[yellow]no face found in: {', '.join(fb.no_face)}[/] (not used)")
+    else:
+        counts = {c: fb.ref_cast_id.count(c) for c in fb.cast_ids}
+        console.print(f"facebank {show} ({fb.model_pack}): " + ", ".join(
+            f"{c} ({n} ref{'s' if n != 1 else ''})" for c, n in counts.items()))
+        if fb.no_face:
+            console.print(f"[yellow]no face found in: {', '.join(fb.no_face)}[/] (not used)")
+    reviewed = read_reviewed(store, show)
+    console.print(f"reviewed references of {show}: {len(reviewed) or 'none'}")
+    for ref in reviewed:
+        unused = "" if fb is None or ref.model_pack == fb.model_pack else \
+            f" [yellow](model pack {ref.model_pack}: not used)[/]"
+        console.print(f"  {ref.cast_id}/{ref.name}: identity {ref.identity_id} of {ref.ep_id}, "
+                      f"tracks {', '.join(map(str, ref.track_ids))}{unused}", highlight=False)
+
+
+def run_show(args) -> int:
+    show = validate_show(args.show)
+    _, storage = storage_for(args)
+    print_facebank(storage.store(), show)
+    return 0
+
+
+def run_add_reviewed(args) -> int:
+    from resources.facebank import add_reviewed
+
+    from ..assets.cast import record_reviewed_change
+    from ..core.facebank import validate_cast_id
+
+    ep_id = validate_ep_id(args.ep_id)
+    cast_id = validate_cast_id(args.cast_id) if args.cast_id else None
+    root, storage = storage_for(args)
+    store = storage.store()
+    _, ref = add_reviewed(store, ep_id, args.identity, cast_id)
+    show = parse_ep_id(ep_id).show
+    episodes = record_reviewed_change(instance_for(root), store, show)
+    print(f"{show}/{ref.cast_id}: reviewed reference {ref.name} added ({len(ref.track_ids)} "
+          f"track(s): {', '.join(map(str, ref.track_ids))}); cast_links of {len(episodes)} "
+          f"episode(s) of {show} are now stale")
+    return 0
+
+
+def run_remove_reviewed(args) -> int:
+    from resources.facebank import remove_reviewed
+
+    from ..assets.cast import record_reviewed_change
+
+    show = validate_show(args.show)
+    root, storage = storage_for(args)
+    store = storage.store()
+    keys = remove_reviewed(store, show, args.cast_id,
+                           validate_ep_id(args.from_ep) if args.from_ep else None, args.name)
+    episodes = record_reviewed_change(instance_for(root), store, show)
+    print(f"{show}: {len(keys)} reviewed reference(s) removed; cast_links of {len(episodes)} "
+          f"episode(s) of {show} are now stale")
+    return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ..core.ep_id import validate_ep_id
+from ..core.ep_id import parse_ep_id, validate_ep_id
 from .common import add_common_args, execute, instance_for, storage_for
 
 STALE_BY_EDITS = ("cast_links", "screentime")
@@ -42,12 +42,17 @@ def register(sub) -> None:
     o = ops.add_parser("link", help="link an identity to a cast member")
     o.add_argument("identity", type=int)
     o.add_argument("cast_id")
+    o.add_argument("--teach", action="store_true",
+                   help="also add the identity's faces to the show's reviewed references, so "
+                        "the show's episodes link against them (`facebank add-reviewed`)")
     o = ops.add_parser("unlink", help="mark an identity as no cast member")
     o.add_argument("identity", type=int)
     o = ops.add_parser("show", help="print the screen-time table after review, the identities "
                                     "and the numbered edits (`undo` removes the last)")
     o.add_argument("--json", action="store_true",
                    help="print one JSON document instead: screen time rows, identities, edits")
+    ops.add_parser("queue", help="print what needs a decision: identities marked needs_review "
+                                 "with their suggestions, then merge suggestions")
     ops.add_parser("undo", help="remove the last edit")
     ops.add_parser("clear", help="delete every edit of the episode")
     p.set_defaults(func=run)
@@ -63,6 +68,8 @@ def run(args) -> int:
     store = storage.store()
     if args.op == "show" and not args.run:
         return show(store, ep_id, args.json)
+    if args.op == "queue":
+        return print_queue(store, ep_id, args.profile)
     if args.op == "clear":
         clear_edits(store, ep_id)
     elif args.op == "undo":
@@ -77,6 +84,15 @@ def run(args) -> int:
         print(f"{ep_id}: recorded {op} " + json.dumps(
             {k: v for k, v in edit.items() if k != "op"}, separators=(",", ":"))[:200])
     instance = instance_for(root)
+    if getattr(args, "teach", False):
+        from resources.facebank import add_reviewed
+
+        from ..assets.cast import record_reviewed_change
+
+        _, ref = add_reviewed(store, ep_id, args.identity, args.cast_id)
+        episodes = record_reviewed_change(instance, store, parse_ep_id(ep_id).show)
+        print(f"reviewed reference {ref.name} of {ref.cast_id} added: cast_links of "
+              f"{len(episodes)} episode(s) of the show are now stale")
     if args.op != "show":
         version = record_edits_version(instance, ep_id, read_edits(store, ep_id))
         print(f"identity_edits version {version}: {', '.join(STALE_BY_EDITS)} are now stale")
@@ -171,4 +187,31 @@ def show(store, ep_id: str, as_json: bool = False) -> int:
         for e in edits:
             what = e.get("summary") or f"[yellow]not applied:[/] {e['not_applied']}"
             console.print(f"  {e['n']:>3}. {e['op']}: {what}", highlight=False)
+    return 0
+
+
+def print_queue(store, ep_id: str, profile: str | None) -> int:
+    """Print the review queue (``resources.edits.episode_review_queue``) with the command that
+    accepts each item."""
+    from resources.edits import episode_review_queue
+
+    from ..settings import load_settings
+
+    thresh = load_settings(profile=profile)["cluster_thresh"]
+    queue = episode_review_queue(store, ep_id, thresh)
+    pending = [q for q in queue if q.kind == "needs_review"]
+    merges = [q for q in queue if q.kind == "merge"]
+    print(f"{ep_id}: {len(pending)} identit{'y' if len(pending) == 1 else 'ies'} to review, "
+          f"{len(merges)} merge suggestion(s)")
+    for q in pending:
+        (ident,) = q.identity_ids
+        ranked = ", ".join(f"{s['cast_id']} {s['score']:.2f}" for s in q.suggestions[:3])
+        print(f"  needs review: identity {ident} ({ranked})  accept: screenalytics review "
+              f"{ep_id} link {ident} {q.suggestions[0]['cast_id']}")
+    for q in merges:
+        source, target = q.identity_ids
+        names = " / ".join(c or "unknown" for c in q.cast_ids)
+        print(f"  merge: identity {source} into {target} ({names}; centroid distance "
+              f"{q.distance:.2f}, cluster_thresh {q.thresh:.2f}; never on screen together)  "
+              f"accept: screenalytics review {ep_id} merge {source} {target}")
     return 0

@@ -578,7 +578,8 @@ def dump_cast_links(c: CastLinks) -> dict[str, bytes]:
            "cast_link_thresh": c.thresh, "edits_version": c.edits_version,
            "identities": [i.to_dict() for i in c.review.identities],
            "auto_links": [{"identity_id": a.identity_id, "cast_id": a.cast_id, "score": a.score,
-                           "suggestions": a.suggestions} for a in c.auto],
+                           "suggestions": a.suggestions, "needs_review": a.needs_review,
+                           "source": a.source} for a in c.auto],
            "edits_applied": c.review.applied, "edits_skipped": c.review.skipped}
     return {"cast_links.json": json_bytes(doc)}
 

@@ -83,7 +83,8 @@ def representatives(tracks: TrackSet, faces: FaceSet, embeddings: FaceEmbeddings
 
 def link_cast(ep_id: str, show: str, identities: IdentitySet, tracks: TrackSet,
               embeddings: FaceEmbeddings, facebank: Facebank | None, model_pack: str,
-              thresh: float, edits: bytes | None, edits_source: str) -> CastLinks:
+              thresh: float, edits: bytes | None, edits_source: str,
+              margin: float = 0.0) -> CastLinks:
     """Link an episode's identities to its show's cast (many-to-one, from every track's
     embedding: ``cast_links.link_episode``), then apply the reviewer's edits.
 
@@ -93,6 +94,7 @@ def link_cast(ep_id: str, show: str, identities: IdentitySet, tracks: TrackSet,
             unknown). model_pack: the pack the episode's embeddings come from.
         thresh: ``cast_link_thresh`` (cosine similarity). edits: the raw edits file (None: no
             edits); edits_source: its name or URI for error messages.
+        margin: ``cast_link_margin`` (cosine similarity over the runner-up).
 
     Raises:
         FacebankError: the facebank was built with another model pack than the episode's.
@@ -104,7 +106,8 @@ def link_cast(ep_id: str, show: str, identities: IdentitySet, tracks: TrackSet,
             f"but episodes use {model_pack!r}; re-materialize facebank for partition {show!r}")
     cast_ids = all_cast_ids(facebank) if facebank else []
     auto = link_episode([(i.identity_id, i.track_ids) for i in identities.identities],
-                        tracks.tracks, embeddings.track_id, embeddings.vectors, facebank, thresh)
+                        tracks.tracks, embeddings.track_id, embeddings.vectors, facebank, thresh,
+                        margin)
     spans = {tr.track_id: (tr.start_frame, tr.end_frame) for tr in tracks.tracks}
     review = apply_edits([(i.identity_id, i.track_ids) for i in identities.identities],
                          auto, parse_edits(edits, edits_source), spans,

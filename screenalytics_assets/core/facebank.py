@@ -347,3 +347,110 @@ def facebank_version(fb: Facebank | None) -> str:
     if fb is None:
         return NO_FACEBANK_VERSION
     return hashlib.sha256(b"".join(dump_facebank(fb).values())).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- reviewed references
+#: Folder, under a show's facebank, of the references reviewers confirmed in episodes.
+REVIEWED_DIR = "reviewed"
+
+
+@dataclass
+class ReviewedReference:
+    """Faces of an episode's identity that a reviewer confirmed as a cast member.
+
+    Stored apart from the cast photos (``facebank/{show}/reviewed/{cast_id}/{name}.json``) with
+    their provenance, and used as references of the cast member beside the photos' (see
+    :func:`with_reviewed`), so that the show's next episodes link against how the cast member
+    looks on screen.
+
+    Attributes:
+        cast_id: the cast member. ep_id, identity_id, track_ids: where the faces come from.
+        model_pack: the pack that embedded them. vectors: float32 [n, D] unit embeddings, one per
+            track (the normalised mean of its face embeddings), the tracks with most faces first.
+    """
+
+    cast_id: str
+    ep_id: str
+    identity_id: int
+    track_ids: list[int]
+    model_pack: str
+    vectors: np.ndarray
+
+    @property
+    def name(self) -> str:
+        """File stem: ``{ep_id}-identity{NNNN}``."""
+        return f"{self.ep_id}-identity{self.identity_id:04d}"
+
+
+def dump_reviewed(ref: ReviewedReference) -> bytes:
+    """The JSON file of a reviewed reference (vectors as float lists, exact round trip)."""
+    doc = {"cast_id": ref.cast_id, "ep_id": ref.ep_id, "identity_id": ref.identity_id,
+           "track_ids": [int(t) for t in ref.track_ids], "model_pack": ref.model_pack,
+           "dim": int(ref.vectors.shape[1]),
+           "vectors": [[float(x) for x in v] for v in ref.vectors.astype(np.float32)]}
+    return (json.dumps(doc) + "\n").encode()
+
+
+def load_reviewed(data: bytes, source: str) -> ReviewedReference:
+    """Inverse of :func:`dump_reviewed`.
+
+    Raises:
+        FacebankError: not a reviewed reference file (names ``source`` and the fix).
+    """
+    try:
+        doc = json.loads(data)
+        vectors = np.asarray(doc["vectors"], np.float32).reshape(-1, int(doc["dim"]))
+        return ReviewedReference(validate_cast_id(doc["cast_id"]), str(doc["ep_id"]),
+                                 int(doc["identity_id"]), [int(t) for t in doc["track_ids"]],
+                                 str(doc["model_pack"]), vectors)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FacebankError(f"reviewed reference {source} is damaged ({exc}); remove it with "
+                            "`screenalytics facebank remove-reviewed`") from exc
+
+
+def reviewed_reference(cast_id: str, ep_id: str, identity_id: int, track_ids: list[int],
+                       track_vectors: np.ndarray, track_faces: np.ndarray, model_pack: str,
+                       max_tracks: int = 5) -> ReviewedReference:
+    """The reviewed reference of an identity: its ``max_tracks`` tracks with most faces.
+
+    Args:
+        track_ids: [T] the identity's tracks. track_vectors: float32 [T, D] their unit
+            embeddings (``clustering.track_embeddings``). track_faces: int [T] faces per track.
+
+    Raises:
+        FacebankError: no track of the identity has an embedded face.
+    """
+    order = [k for k in np.argsort(-np.asarray(track_faces), kind="stable")
+             if track_faces[k] > 0][:max_tracks]
+    if not order:
+        raise FacebankError(f"identity {identity_id} of {ep_id} has no embedded face to add")
+    return ReviewedReference(validate_cast_id(cast_id), ep_id, int(identity_id),
+                             [int(track_ids[k]) for k in order], model_pack,
+                             np.asarray(track_vectors, np.float32)[order])
+
+
+def with_reviewed(fb: Facebank | None, refs: list[ReviewedReference]
+                  ) -> tuple[Facebank | None, list[str]]:
+    """The facebank with the reviewed references appended as extra rows of their cast members.
+
+    A reviewed row's ``ref_photo`` is ``reviewed/{name}/track{T}``. References made with
+    another model pack or dimension than the facebank's are left out.
+
+    Returns:
+        ``(facebank, names of the references left out)``; ``(None, [])`` without a facebank.
+    """
+    if fb is None:
+        return None, []
+    dim = fb.vectors.shape[1]
+    fits = [r.model_pack == fb.model_pack and r.vectors.shape[1] == dim for r in refs]
+    used = [r for r, ok in zip(refs, fits) if ok]
+    left_out = [r.name for r, ok in zip(refs, fits) if not ok]
+    if not used:
+        return fb, left_out
+    rows = [(r.cast_id, f"{REVIEWED_DIR}/{r.name}/track{t}", v)
+            for r in used for t, v in zip(r.track_ids, r.vectors)]
+    return Facebank(
+        fb.show, fb.model_pack, sorted(set(fb.cast_ids) | {r.cast_id for r in used}),
+        fb.ref_cast_id + [c for c, _, _ in rows], fb.ref_photo + [p for _, p, _ in rows],
+        np.concatenate([fb.vectors, np.stack([v for _, _, v in rows])]).astype(np.float32),
+        fb.no_face, fb.photos), left_out

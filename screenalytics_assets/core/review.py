@@ -57,6 +57,8 @@ class ReviewedIdentity:
         link_source: ``"auto"`` (cast linking), ``"manual"`` (a ``link`` edit) or ``None``.
         score: cosine similarity to the linked cast member when known.
         suggestions: ranked ``{"cast_id", "score"}`` (best first).
+        needs_review: the automatic linking found it ambiguous (``IdentityLink.needs_review``)
+            and no reviewer has linked or unlinked it since.
     """
 
     identity_id: int
@@ -66,11 +68,12 @@ class ReviewedIdentity:
     link_source: str | None = None
     score: float | None = None
     suggestions: list[dict] = field(default_factory=list)
+    needs_review: bool = False
 
     def to_dict(self) -> dict:
         return {"identity_id": self.identity_id, "track_ids": self.track_ids, "name": self.name,
                 "cast_id": self.cast_id, "link_source": self.link_source, "score": self.score,
-                "suggestions": self.suggestions}
+                "suggestions": self.suggestions, "needs_review": self.needs_review}
 
 
 @dataclass
@@ -209,7 +212,8 @@ def apply_edits(identities: list[tuple[int, list[int]]], links: list[IdentityLin
             cast_id=link.cast_id if link else None,
             link_source="auto" if link and link.cast_id else None,
             score=link.score if link else None,
-            suggestions=list(link.suggestions) if link else [])
+            suggestions=list(link.suggestions) if link else [],
+            needs_review=bool(link and link.needs_review))
     result = ReviewResult([])
     for index, edit in enumerate(edits):
         try:
@@ -283,6 +287,7 @@ def _apply_one(state, e, spans, cast_ids) -> str:
         dst.track_ids = sorted(dst.track_ids + src.track_ids)
         if dst.cast_id is None and src.cast_id is not None:
             dst.cast_id, dst.link_source, dst.score = src.cast_id, src.link_source, src.score
+        dst.needs_review = dst.cast_id is None and (dst.needs_review or src.needs_review)
         dst.name = dst.name or src.name
         best = {s["cast_id"]: s["score"] for s in dst.suggestions}
         for s in src.suggestions:
@@ -317,12 +322,13 @@ def _apply_one(state, e, spans, cast_ids) -> str:
                 taken.append(str(other.identity_id))
         note = (f" (unlinked from identity {', '.join(taken)}: on screen at the same time)"
                 if taken else "")
-        ident.cast_id, ident.link_source = cast, "manual"
+        ident.cast_id, ident.link_source, ident.needs_review = cast, "manual", False
         ident.score = next((s["score"] for s in ident.suggestions if s["cast_id"] == cast), None)
         return f"identity {ident.identity_id} linked to {cast}{note}"
     ident = _resolve(state, e["identity"], spans)  # unlink
     was = ident.cast_id
     ident.cast_id, ident.link_source, ident.score = None, "manual", None
+    ident.needs_review = False
     return f"identity {ident.identity_id} unlinked (was {was})"
 
 

@@ -202,6 +202,16 @@ def create_app(store: ArtifactStore, instance: DagsterInstance, runner: Runner,
         return page(request, "episode.html", view=view, request_id=request_id, done=done,
                     failed=failed, running=view.ep_id in runner.running_episodes())
 
+    @app.get("/episodes/{ep_id}/queue", response_class=HTMLResponse)
+    def review_queue(request: Request, ep_id: str):
+        from ..settings import load_settings
+        from .queue import queue_rows
+
+        view = data.episode_view(store, instance, ep_id)
+        thresh = load_settings()["cluster_thresh"]
+        return page(request, "queue.html", view=view, thresh=thresh,
+                    rows=queue_rows(store, view, thresh))
+
     @app.get("/episodes/{ep_id}/identities/{identity_id}/tracks", response_class=HTMLResponse)
     def track_page(request: Request, ep_id: str, identity_id: int = IdParam(),
                    page_no: int = 1):
