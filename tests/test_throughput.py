@@ -230,6 +230,24 @@ def test_low_score_leading_frames_join_the_track_they_lead_into():
     assert sorted(found[0].frame_idx.tolist()) == list(range(40))
 
 
+def test_leading_frames_join_a_fast_face_across_a_missed_detection():
+    """A 30-px face sliding 8 px a frame (a small face leaving the frame, as in the long
+    known-answer episode): its low-score leading frames and its track are three missed frames
+    apart, where the boxes no longer overlap, but the lead moved on at its own speed meets the
+    track's first box."""
+    fps = 30.0
+    frames = np.r_[np.arange(0, 10), np.arange(13, 30)]
+    n = len(frames)
+    x = 100 + 8.0 * frames
+    bbox = np.stack([x, np.full(n, 100.0), x + 30, np.full(n, 140.0)], 1).astype(np.float32)
+    score = np.where(frames < 10, 0.4, 0.8).astype(np.float32)
+    dets = Detections(frames.astype(np.int64), frames / fps, frames.astype(np.int64), bbox, score,
+                      np.zeros((n, 5, 2), np.float32), np.zeros(n, np.int32),
+                      np.full(n, 1 / fps))
+    found = track_detections(dets, fps, TrackingParams(track_thresh=0.6), stride=1)
+    assert len(found) == 1 and found[0].start_frame == 0 and len(found[0]) == n
+
+
 def test_batched_recognizer_matches_one_by_one_and_keeps_its_dimension():
     """ci_pack_mbf has a dynamic batch: batches give the embeddings of one-by-one calls; its
     vectors are 128-d, ci_pack's 512-d."""

@@ -258,7 +258,11 @@ def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]
     low-score leading frames chain on into the frames where the track already holds it and the
     detections ByteTrack left over there. Only the part of the tracklet before the track's first
     frame (its lead) or after its last frame (its trail) can continue the track; what is left of
-    the tracklet is tried again against the other tracks.
+    the tracklet is tried again against the other tracks. The part's end box meets the track's
+    end box as it is, or moved on to the track's frame at the part's own speed
+    (:func:`_extrapolated_box`): a small face sliding out of frame moves more than its width
+    between a missed detection's neighbours, as it would in ByteTrack's constant-velocity
+    prediction.
     """
     frame = dets.frame_idx
     queue = [list(tl) for tl in tracklets]
@@ -274,7 +278,9 @@ def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]
                 if not part:
                     continue
                 gap = abs(float(dets.ts[near] - dets.ts[part[end]]))
-                iou = float(_box_iou(dets.bbox[[near]], dets.bbox[[part[end]]])[0, 0])
+                moved = _extrapolated_box(dets, part, end, int(frame[near]))
+                iou = float(_box_iou(dets.bbox[[near]],
+                                     np.stack([dets.bbox[part[end]], moved]))[0].max())
                 if gap <= max_gap_s + 1e-6 and iou >= min_iou:
                     cand = (gap, -iou, key, part)
                     if best is None or cand[:2] < best[:2]:
@@ -287,6 +293,25 @@ def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]
         rest = [r for r in tl if r not in attached]
         if rest:
             queue.append(rest)
+
+
+#: Rows of a tracklet's end that its speed is measured over (:func:`_extrapolated_box`).
+SPEED_ROWS = 5
+
+
+def _extrapolated_box(dets: Detections, part: list[int], end: int, to_frame: int) -> np.ndarray:
+    """The box of ``part`` at its end (``end`` = -1: last row, 0: first row) moved to frame
+    ``to_frame`` at the part's mean speed over its :data:`SPEED_ROWS` end rows (px per frame, each
+    side of the box on its own, as ByteTrack's constant-velocity Kalman model moves a box);
+    float32 [4] px. A one-row part does not move."""
+    rows = part[-SPEED_ROWS:] if end == -1 else part[:SPEED_ROWS]
+    box = dets.bbox[part[end]].astype(np.float64)
+    if len(rows) < 2:
+        return box.astype(np.float32)
+    frames = dets.frame_idx[rows].astype(np.float64)
+    speed = (dets.bbox[rows[-1]] - dets.bbox[rows[0]]).astype(np.float64) / max(
+        frames[-1] - frames[0], 1.0)
+    return (box + speed * (to_frame - float(dets.frame_idx[part[end]]))).astype(np.float32)
 
 
 def _spawning_detection(dets: Detections, pending: list[int], row: int, min_iou: float
