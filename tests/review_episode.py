@@ -26,9 +26,7 @@ from screenalytics_assets.core.shots import Shot
 from screenalytics_assets.core.tracking import Track
 from screenalytics_assets.core.video import VideoInfo
 from screenalytics_assets.review_app.runs import Progress, Runner
-from tests.conftest import REPO
-
-FACES = REPO.parent / "shared" / "faces"
+from tests.conftest import FACES
 FPS = 2.0  # frames per second of the generated tracks (one frame every 0.5 s)
 CAST_LINK_THRESH = 0.35
 
