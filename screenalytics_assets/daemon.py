@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from sensors.season_rollup import FOLLOWS_TAG
+from sensors.season_rollup import BACKFILL_DONE, FOLLOWS_TAG
+
+from .staleness import PARTITION_TAG
 
 BACKFILL_TAG = "dagster/backfill"
-PARTITION_TAG = "dagster/partition"
 #: Dagster posts a heartbeat from each daemon every 30 s (the default heartbeat interval of
 #: its daemon controller); four missed beats on a busy machine still count as alive.
 HEARTBEAT_TOLERANCE_S = 120.0
-#: Backfill statuses (``BulkActionStatus`` values) after which the daemon does nothing more.
-BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 FAILED_RUN = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 RUN_DONE = FAILED_RUN | {DagsterRunStatus.SUCCESS}
 
