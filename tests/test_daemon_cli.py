@@ -162,3 +162,22 @@ def test_backfill_through_an_unreachable_webserver_fails_clearly(cli_env, capsys
     assert f"could not submit the backfill: the Dagster webserver at {url} did not answer" in err
     assert "Traceback" not in err
     assert instance.get_backfills() == []
+
+
+def test_serve_prints_info_and_leaves_out_dagsters_debug_records():
+    """``serve`` relays its processes' output at INFO: the DEBUG records of Dagster's console
+    format (every event of every run) are left out, whatever the colours; the rest is kept."""
+    from screenalytics_assets.cli.serve import keep_line
+
+    run_event = ("2026-12-06 08:28:26 +0000 - dagster - DEBUG - episode_job - 13587dde - 7823 - "
+                 "tracks - STEP_START - Started execution of step \"tracks\".\n")
+    coloured = ("\x1b[32m2026-12-06 08:28:04 +0000\x1b[0m - dagster.daemon - \x1b[34mDEBUG"
+                "\x1b[0m - tick\n")
+    assert not keep_line(run_event) and not keep_line(coloured)
+    for line in ("2026-12-06 08:37:03 +0000 - dagster - INFO - episode_job - e1ec - detections - "
+                 "detections: 45/45 (57.1/s, ETA 0 s)\n",
+                 "\x1b[32m2026-12-06 08:28:04 +0000\x1b[0m - dagster.code_server - \x1b[33m"
+                 "WARNING\x1b[0m - something\n",
+                 "Traceback (most recent call last):\n",
+                 "  a DEBUG word inside a message line\n"):
+        assert keep_line(line), line
