@@ -154,10 +154,11 @@ def backfill_progress(instance: DagsterInstance, backfill_id: str, partitions: l
 def wait_for_backfill(instance: DagsterInstance, backfill_id: str, partitions: list[str],
                       on_progress: Callable[[BackfillProgress], None] | None = None,
                       poll_s: float = 2.0, timeout_s: float | None = None,
-                      rollup: str | None = None) -> BackfillProgress:
+                      rollup: str | None = None, every_poll: bool = False) -> BackfillProgress:
     """Poll until the backfill (and its roll-up run, ``rollup``: see :func:`backfill_progress`)
-    is finished (see :attr:`BackfillProgress.finished`); call ``on_progress`` with every state
-    that differs from the one before.
+    is finished (see :attr:`BackfillProgress.finished`); call ``on_progress`` with the first
+    state and every state that differs from the one before (``every_poll``: with every state,
+    e.g. to redraw a clock).
 
     Raises:
         TimeoutError: still not finished after ``timeout_s`` seconds (None: wait for ever).
@@ -167,7 +168,7 @@ def wait_for_backfill(instance: DagsterInstance, backfill_id: str, partitions: l
     while True:
         progress = backfill_progress(instance, backfill_id, partitions, rollup)
         state = (progress.status, progress.done, progress.failed, progress.running)
-        if on_progress is not None and state != last:
+        if on_progress is not None and (every_poll or state != last):
             on_progress(progress)
         last = state
         if progress.finished:
