@@ -1,4 +1,5 @@
-"""The local-folder upload sensor of the embedded default (no run executed: the tick only)."""
+"""The local-folder upload sensor of the embedded default: its ticks, and what it decides from
+the instance's records of an episode the CLI materialized."""
 
 from __future__ import annotations
 
