@@ -58,8 +58,10 @@ def run(args) -> int:
     count = len(season_episodes(instance, key) if only is None else only)
     via = f"the webserver at {args.webserver}" if args.webserver else \
         "dagster-graphql (it loads the code location first: some seconds)"
+    # on stderr: stdout's first line stays "backfill <id>: ..." for scripts
     print(f"{key}: submitting a backfill of {count} episodes"
-          + (" and the season roll-up" if rollup else "") + f" through {via}...", flush=True)
+          + (" and the season roll-up" if rollup else "") + f" through {via}...",
+          file=sys.stderr, flush=True)
     bf = submit_season_backfill(instance, defs, args.show, args.season, include_rollup=rollup,
                                 only=only, webserver_url=args.webserver)
     what = f"{len(bf.episodes)} episodes ({', '.join(bf.episodes)})" if bf.episodes \
