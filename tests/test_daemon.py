@@ -224,8 +224,8 @@ def test_a_rename_in_review_reaches_the_season_table(served):
     anonymous = f"{EP1}:id_{person['identity_id']:02d}"
     assert anonymous in {p["person"] for p in season_table(served)["people"]}
     before = materialization_count(served.instance, "season_screentime", SEASON)
-    result = served.cli("review", EP1, "rename", str(person["identity_id"]), "Alice Example",
-                        "--run")
+    result = served.cli("review", EP1, "--run", "rename", str(person["identity_id"]),
+                        "Alice Example")
     assert result.returncode == 0, result.stdout + result.stderr
 
     def renamed():
