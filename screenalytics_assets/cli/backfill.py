@@ -4,6 +4,7 @@ over a season, optionally followed to the end."""
 from __future__ import annotations
 
 import sys
+import time
 
 from .common import add_common_args, instance_for, storage_for
 
@@ -88,8 +89,6 @@ def follow(instance, bf, rollup: bool) -> int:
     partition succeeded, 1 otherwise (naming the failed partitions and why)."""
     from ..daemon import wait_for_backfill
     from ..partitions import parse_season_key
-
-    import time
 
     partitions = [*bf.episodes, *([bf.season] if rollup else [])]
     tty = sys.stdout.isatty()
