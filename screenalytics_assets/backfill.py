@@ -25,9 +25,9 @@ from sensors.season_rollup import ROLLUP_TAG
 from .core.errors import ScreenalyticsError
 from .dagster_cli import GraphQLError, graphql
 from .partitions import season_episodes, season_key, season_partitions
+from .staleness import SEASON_SCREENTIME as SEASON_ASSET
 from .staleness import episode_asset_keys
 
-SEASON_ASSET = AssetKey("season_screentime")
 #: run tag that names the season on every run of a season backfill
 SEASON_TAG = "screenalytics/season"
 #: seconds ``dagster-graphql`` (which loads the code location) or the webserver gets to answer

@@ -4,6 +4,7 @@ over a season, optionally followed to the end."""
 from __future__ import annotations
 
 import sys
+import time
 
 from .common import add_common_args, instance_for, storage_for
 
@@ -55,6 +56,13 @@ def run(args) -> int:
         if not only and not rollup:
             print(f"{key}: no episode's last run failed; nothing submitted")
             return 0
+    count = len(season_episodes(instance, key) if only is None else only)
+    via = f"the webserver at {args.webserver}" if args.webserver else \
+        "dagster-graphql (it loads the code location first: some seconds)"
+    # on stderr: stdout's first line stays "backfill <id>: ..." for scripts
+    print(f"{key}: submitting a backfill of {count} episodes"
+          + (" and the season roll-up" if rollup else "") + f" through {via}...",
+          file=sys.stderr, flush=True)
     bf = submit_season_backfill(instance, defs, args.show, args.season, include_rollup=rollup,
                                 only=only, webserver_url=args.webserver)
     what = f"{len(bf.episodes)} episodes ({', '.join(bf.episodes)})" if bf.episodes \
@@ -84,22 +92,28 @@ def follow(instance, bf, rollup: bool) -> int:
 
     partitions = [*bf.episodes, *([bf.season] if rollup else [])]
     tty = sys.stdout.isatty()
+    start = time.monotonic()
 
     def show(p) -> None:
         eps = set(bf.episodes)
         done = len(eps & set(p.done))
         failed = len(eps & set(p.failed))
+        running = len(eps & set(p.running))
         line = f"{bf.season}: {done}/{len(eps)} episodes done, {failed} failed"
         if rollup:
             state = ("done" if bf.season in p.done else "failed" if bf.season in p.failed
                      else "running" if bf.season in p.running else "waiting")
             line += f", roll-up {state}"
         line += f" [{p.status.lower()}]"
+        elapsed = int(time.monotonic() - start)
+        # the state, then how long and how many runs are going (not part of the state: a
+        # terminal line is redrawn at every poll, a log gets a line per change of state)
+        line += f" {elapsed // 60}:{elapsed % 60:02d}, {running} running"
         print(f"\r{line:<78}" if tty else line, end="" if tty else "\n", flush=True)
 
     try:
         result = wait_for_backfill(instance, bf.backfill_id, partitions, show,
-                                   rollup=bf.rollup_after)
+                                   rollup=bf.rollup_after, every_poll=tty)
     except KeyboardInterrupt:
         print(f"\nstopped following; backfill {bf.backfill_id} goes on in the daemon")
         return 130
