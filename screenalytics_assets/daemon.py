@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
-from sensors.season_rollup import FOLLOWS_TAG
+from sensors.season_rollup import BACKFILL_DONE, FOLLOWS_TAG
+
+from .staleness import PARTITION_TAG
 
 BACKFILL_TAG = "dagster/backfill"
-PARTITION_TAG = "dagster/partition"
 #: Dagster posts a heartbeat from each daemon every 30 s (the default heartbeat interval of
 #: its daemon controller); four missed beats on a busy machine still count as alive.
 HEARTBEAT_TOLERANCE_S = 120.0
-#: Backfill statuses (``BulkActionStatus`` values) after which the daemon does nothing more.
-BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 FAILED_RUN = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 RUN_DONE = FAILED_RUN | {DagsterRunStatus.SUCCESS}
 
@@ -155,10 +154,11 @@ def backfill_progress(instance: DagsterInstance, backfill_id: str, partitions: l
 def wait_for_backfill(instance: DagsterInstance, backfill_id: str, partitions: list[str],
                       on_progress: Callable[[BackfillProgress], None] | None = None,
                       poll_s: float = 2.0, timeout_s: float | None = None,
-                      rollup: str | None = None) -> BackfillProgress:
+                      rollup: str | None = None, every_poll: bool = False) -> BackfillProgress:
     """Poll until the backfill (and its roll-up run, ``rollup``: see :func:`backfill_progress`)
-    is finished (see :attr:`BackfillProgress.finished`); call ``on_progress`` with every state
-    that differs from the one before.
+    is finished (see :attr:`BackfillProgress.finished`); call ``on_progress`` with the first
+    state and every state that differs from the one before (``every_poll``: with every state,
+    e.g. to redraw a clock).
 
     Raises:
         TimeoutError: still not finished after ``timeout_s`` seconds (None: wait for ever).
@@ -168,7 +168,7 @@ def wait_for_backfill(instance: DagsterInstance, backfill_id: str, partitions: l
     while True:
         progress = backfill_progress(instance, backfill_id, partitions, rollup)
         state = (progress.status, progress.done, progress.failed, progress.running)
-        if on_progress is not None and state != last:
+        if on_progress is not None and (every_poll or state != last):
             on_progress(progress)
         last = state
         if progress.finished:

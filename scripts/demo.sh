@@ -8,5 +8,6 @@ SHARED="${SCREENALYTICS_SHARED:-$(cd .. && pwd)/shared}"
 bash scripts/install.sh
 export SCREENALYTICS_MODEL_ROOT="${SCREENALYTICS_MODEL_ROOT:-$SHARED}"
 export SCREENALYTICS_MODEL_PACK="${SCREENALYTICS_MODEL_PACK:-ci_pack}"
+printf '==> %s\n' "running every asset of hamilton-s01e01 on $SHARED/media/short_hamilton_clip.mp4 (model pack $SCREENALYTICS_MODEL_PACK; data in ${SCREENALYTICS_DATA_ROOT:-./data})"
 exec .venv/bin/screenalytics run "$SHARED/media/short_hamilton_clip.mp4" --ep-id hamilton-s01e01 \
   --facebank "$SHARED/media/facebank" "$@"

@@ -13,7 +13,16 @@ local data root) run the same tick logic over the storage resource's ``list_vide
   registration as the CLI: ``partitions.missing_partitions``), records an
   ``AssetObservation`` of ``episode_video`` with the video's data version, and requests a run of
   the episode job with ``run_key = "{key}@{version}"``: the same upload never starts two runs,
-  a re-upload with new content starts one.
+  a re-upload with new content starts one;
+* nothing is done twice: for an episode already registered, Dagster's own records decide
+  (:func:`plan_upload`). When the newest materializations of the assets that read the video were
+  computed from this very content (their provenance names the video's data version) and no
+  episode asset is stale or missing, the upload is skipped, with the reason in the tick history
+  (e.g. ``scripts/demo.sh`` ran the episode with ``screenalytics run``, then ``serve`` sees its
+  video for the first time). Same content with some assets stale or missing (a run that failed
+  half-way, a rebuilt facebank): a run of only those and what is downstream of them. While a run
+  of the episode is queued or in progress, the upload is left for a later tick and judged again
+  once that run has ended.
 """
 
 # No ``from __future__ import annotations``: Dagster reads the sensors' resource parameters from
@@ -21,6 +30,7 @@ local data root) run the same tick logic over the storage resource's ``list_vide
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dagster import (
@@ -45,6 +55,11 @@ from screenalytics_assets.core.facebank import facebank_version
 from screenalytics_assets.core.errors import InvalidEpIdError
 from screenalytics_assets.core.review import edits_version
 from screenalytics_assets.partitions import EPISODES_PARTITION, missing_partitions
+from screenalytics_assets.staleness import (
+    consumed_video_versions,
+    partitions_in_progress,
+    stale_selection,
+)
 
 VIDEO_NAME = "episode.mp4"
 #: A local file modified less than this many seconds ago is taken to be still being copied.
@@ -54,13 +69,71 @@ DATA_VERSION_TAG = "dagster/data_version"
 
 @dataclass
 class UploadScan:
-    """What one tick found. ``cursor``: the next cursor (JSON ``{key: stamp}``)."""
+    """What one tick found. ``skipped``: key -> why it is not an episode upload;
+    ``up_to_date``: key -> why its episode needs no run; ``cursor``: the next cursor (JSON
+    ``{key: stamp}``)."""
 
     run_requests: list[RunRequest] = field(default_factory=list)
     new_episodes: list[str] = field(default_factory=list)
     observations: list[AssetObservation] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    up_to_date: dict[str, str] = field(default_factory=dict)
     cursor: str = "{}"
+
+
+@dataclass(frozen=True)
+class EpisodeRecords:
+    """What the Dagster instance says of a registered episode (read by the tick).
+
+    Attributes:
+        video_versions: the ``episode_video`` data versions that the newest materializations of
+            the assets reading the video were computed from (``None`` for one never
+            materialized); see ``staleness.consumed_video_versions``.
+        stale: the episode assets (``AssetKey.to_user_string()``) to materialize to bring it up
+            to date, in dependency order; empty when it is up to date
+            (``staleness.stale_selection``).
+        running: a run of the episode's partition is queued or in progress.
+    """
+
+    video_versions: frozenset[str | None]
+    stale: tuple[str, ...]
+    running: bool = False
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    """What to do with an upload. ``action``: ``"run"``, ``"skip"`` or ``"wait"`` (look again
+    at a later tick); ``assets``: for ``"run"``, the asset keys to materialize (None: the whole
+    episode job); ``reason``: for the log and the tick history."""
+
+    action: str
+    assets: tuple[str, ...] | None = None
+    reason: str = ""
+
+
+def plan_upload(version: str, records: EpisodeRecords | None) -> UploadPlan:
+    """Whether an upload of content ``version`` must run, given what the instance says of its
+    episode (``records``; None for an episode not registered yet: it runs).
+
+    * a run of the episode in progress: ``wait`` (judged again once it has ended);
+    * the video-reading assets were computed from other content, or never: ``run`` everything;
+    * computed from this content and nothing stale or missing: ``skip``;
+    * computed from this content, some assets stale or missing: ``run`` those (and what is
+      downstream of them, as ``records.stale`` lists).
+    """
+    if records is None:
+        return UploadPlan("run", reason="a new episode")
+    if records.running:
+        return UploadPlan("wait", reason="a run of the episode is in progress; judged again "
+                                         "once it has ended")
+    if records.video_versions != {version}:
+        return UploadPlan("run", reason="new content")
+    if not records.stale:
+        return UploadPlan("skip", reason="every asset is already materialized from this "
+                                         f"content (version {version[:12]})")
+    return UploadPlan("run", assets=records.stale,
+                      reason="already materialized from this content but for "
+                             + ", ".join(records.stale))
 
 
 def parse_video_key(key: str) -> str:
@@ -89,10 +162,13 @@ def load_cursor(cursor: str | None) -> dict[str, str]:
 
 
 def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[str],
-                 log, now: float | None = None) -> UploadScan:
+                 log, now: float | None = None,
+                 records: Callable[[str], EpisodeRecords] | None = None) -> UploadScan:
     """One tick over ``store.list_videos()`` (see the module docstring); Dagster-free of side
     effects: the caller applies the partition requests and run requests. ``now``: the time
-    (seconds since the epoch) against which ``SETTLE_S`` is measured, default the clock."""
+    (seconds since the epoch) against which ``SETTLE_S`` is measured, default the clock.
+    ``records``: what the instance says of a registered episode (:class:`EpisodeRecords`),
+    asked only for the episodes of new or changed uploads; without it every such upload runs."""
     seen = load_cursor(cursor)
     out = UploadScan()
     present = {}
@@ -116,7 +192,17 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
         if version is None:  # deleted between the listing and now; next tick will tell
             present.pop(obj.key)
             continue
-        if ep_id not in known_episodes and ep_id not in out.new_episodes:
+        known = ep_id in known_episodes
+        plan = plan_upload(version, records(ep_id) if known and records is not None else None)
+        if plan.action == "wait":  # not in the next cursor: the next tick looks at it again
+            present.pop(obj.key)
+            log.info(f"{obj.key}: {plan.reason}")
+            continue
+        if plan.action == "skip":
+            out.up_to_date[obj.key] = f"{ep_id}: {plan.reason}"
+            log.info(f"{obj.key}: no run, {ep_id}: {plan.reason}")
+            continue
+        if not known and ep_id not in out.new_episodes:
             out.new_episodes.append(ep_id)
             # a new episode's edits file and show facebank are observed before its first run,
             # so that a later edit or facebank build makes cast_links stale (see
@@ -134,35 +220,53 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
             metadata={"key": obj.key, "bytes": obj.size}))
         out.run_requests.append(RunRequest(
             run_key=f"{obj.key}@{version}", partition_key=ep_id,
+            asset_selection=None if plan.assets is None
+            else [AssetKey.from_user_string(a) for a in plan.assets],
             tags={"screenalytics/upload": obj.key, "screenalytics/video_version": version}))
-        log.info(f"{obj.key}: version {version}, requesting a run of {ep_id}")
+        log.info(f"{obj.key}: version {version}, {plan.reason}: requesting a run of {ep_id}"
+                 + ("" if plan.assets is None else f" ({', '.join(plan.assets)})"))
     # keys that disappeared leave the cursor, so a later re-upload counts as new
     out.cursor = json.dumps(present, sort_keys=True, separators=(",", ":"))
     return out
 
 
-def skip_message(skipped: dict[str, str], limit: int = 5) -> str:
-    """The reason a tick launched nothing, naming up to ``limit`` skipped keys and why (shown
-    in the sensor's tick history)."""
+def skip_message(skipped: dict[str, str], limit: int = 5,
+                 up_to_date: dict[str, str] | None = None) -> str:
+    """The reason a tick launched nothing, naming up to ``limit`` skipped keys and why, and up to
+    ``limit`` uploads whose episode is up to date (shown in the sensor's tick history)."""
     msg = "no new or changed uploads under videos/"
-    if skipped:
-        reasons = [f"skipped {why}" if key in why else f"skipped {key!r}: {why}"
-                   for key, why in list(skipped.items())[:limit]]
-        more = len(skipped) - limit
-        msg += "; " + "; ".join(reasons) + (f"; and {more} more keys" if more > 0 else "")
+    for found, verb in ((up_to_date or {}, "no run for"), (skipped, "skipped")):
+        if found:
+            reasons = [f"{verb} {why}" if key in why else f"{verb} {key!r}: {why}"
+                       for key, why in list(found.items())[:limit]]
+            more = len(found) - limit
+            msg += "; " + "; ".join(reasons) + (f"; and {more} more keys" if more > 0 else "")
     return msg
 
 
 def _tick(context: SensorEvaluationContext, storage: StorageResource):
     instance = context.instance
+    repository = context.repository_def
+    running: set[str] | None = None
+
+    def records(ep_id: str) -> EpisodeRecords:
+        nonlocal running
+        if running is None:  # one query per tick, and only when an upload needs it
+            running = partitions_in_progress(instance)
+        return EpisodeRecords(
+            frozenset(consumed_video_versions(repository, instance, ep_id)),
+            tuple(k.to_user_string() for k in stale_selection(repository, instance, ep_id)),
+            ep_id in running)
+
     scan = scan_uploads(storage.store(), context.cursor,
-                        set(instance.get_dynamic_partitions(EPISODES_PARTITION)), context.log)
+                        set(instance.get_dynamic_partitions(EPISODES_PARTITION)), context.log,
+                        records=records if repository is not None else None)
     # the episodes, seasons and shows to add: the same registration as every other entry point
     requests = [AddDynamicPartitionsRequest(name, keys) for name, keys in
                 missing_partitions(instance, scan.new_episodes).items()]
     if not scan.run_requests and not requests:
-        return SensorResult(skip_reason=SkipReason(skip_message(scan.skipped)),
-                            cursor=scan.cursor)
+        return SensorResult(skip_reason=SkipReason(skip_message(
+            scan.skipped, up_to_date=scan.up_to_date)), cursor=scan.cursor)
     return SensorResult(run_requests=scan.run_requests, dynamic_partitions_requests=requests,
                         asset_events=scan.observations, cursor=scan.cursor)
 

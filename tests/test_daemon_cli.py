@@ -40,7 +40,7 @@ def test_backfill_without_a_daemon_says_how_to_start_one(cli_env, capsys):
     with build_sensor_context(instance=instance, definitions=defs) as ctx:
         tick = defs.resolve_sensor_def("season_rollup_sensor").evaluate_tick(ctx)
     assert not tick.run_requests and "waiting for its roll-up" in tick.skip_message
-    assert tick.cursor == "[]"
+    assert json.loads(tick.cursor) == {"backfills": [], "after": None, "waiting": []}
 
 
 def test_failed_only_resubmits_the_partitions_whose_last_run_failed(cli_env, capsys):
@@ -99,7 +99,7 @@ def test_sensor_switches_and_interval_come_from_the_environment(cli_env, monkeyp
 
 
 def test_rollup_follows_only_a_season_backfill_that_succeeded():
-    from sensors.season_rollup import BackfillState, next_cursor, rollup_requests
+    from sensors.season_rollup import BackfillState, handled_backfills, rollup_requests
 
     states = [
         BackfillState("a", "COMPLETED_SUCCESS", {ROLLUP_TAG: "show-s01"}),
@@ -114,9 +114,41 @@ def test_rollup_follows_only_a_season_backfill_that_succeeded():
     assert request.tags == {"screenalytics/backfill": "a"}
     # the next tick's cursor remembers it; a handled backfill that is no longer recent is
     # forgotten
-    cursor = next_cursor(states, {"gone"}, [request])
-    assert json.loads(cursor) == ["a"]
-    assert rollup_requests(states, set(json.loads(cursor))) == []
+    handled = handled_backfills(states, {"gone"}, [request])
+    assert handled == ["a"]
+    assert rollup_requests(states, set(handled)) == []
+
+
+def test_a_season_behind_its_episodes_screen_time_is_rolled_up_once():
+    """The roll-up sensor's other rule: a season whose table has not read its episodes' newest
+    screen time is rolled up, once per state, when nothing of it is running and the screen time
+    has settled; a season rolled up since, or one whose backfill brings its own roll-up, is not
+    run twice."""
+    from sensors.season_rollup import (
+        SETTLE_S,
+        SeasonState,
+        freshness_requests,
+        load_cursor,
+    )
+
+    now = 1_000.0
+    settled = now - SETTLE_S - 1
+    states = [
+        SeasonState("a-s01", newest=40, newest_at=settled, read_up_to=None),  # never rolled up
+        SeasonState("b-s01", newest=41, newest_at=settled, read_up_to=30),    # an episode since
+        SeasonState("c-s01", newest=42, newest_at=settled, read_up_to=42),    # up to date
+        SeasonState("d-s01", newest=43, newest_at=settled, read_up_to=10, busy=True),
+        SeasonState("e-s01", newest=44, newest_at=now - 1, read_up_to=10),  # just changed
+        SeasonState("f-s01", newest=None),  # no episode has screen time yet
+        SeasonState("g-s01", newest=45, newest_at=settled, read_up_to=10),  # its backfill's
+    ]
+    requests, waiting = freshness_requests(states, now, skip={"g-s01"})
+    assert [(r.partition_key, r.run_key) for r in requests] == [
+        ("a-s01", "rollup-a-s01@40"), ("b-s01", "rollup-b-s01@41")]
+    assert waiting == ["d-s01", "e-s01"]
+    # the cursor of the older sensor (a list of backfill ids) is read, not dropped
+    assert load_cursor('["x"]') == {"backfills": ["x"], "after": None, "waiting": []}
+    assert load_cursor("not json")["backfills"] == []
 
 
 def test_backfill_through_an_unreachable_webserver_fails_clearly(cli_env, capsys):
@@ -130,3 +162,22 @@ def test_backfill_through_an_unreachable_webserver_fails_clearly(cli_env, capsys
     assert f"could not submit the backfill: the Dagster webserver at {url} did not answer" in err
     assert "Traceback" not in err
     assert instance.get_backfills() == []
+
+
+def test_serve_prints_info_and_leaves_out_dagsters_debug_records():
+    """``serve`` relays its processes' output at INFO: the DEBUG records of Dagster's console
+    format (every event of every run) are left out, whatever the colours; the rest is kept."""
+    from screenalytics_assets.cli.serve import keep_line
+
+    run_event = ("2026-12-06 08:28:26 +0000 - dagster - DEBUG - episode_job - 13587dde - 7823 - "
+                 "tracks - STEP_START - Started execution of step \"tracks\".\n")
+    coloured = ("\x1b[32m2026-12-06 08:28:04 +0000\x1b[0m - dagster.daemon - \x1b[34mDEBUG"
+                "\x1b[0m - tick\n")
+    assert not keep_line(run_event) and not keep_line(coloured)
+    for line in ("2026-12-06 08:37:03 +0000 - dagster - INFO - episode_job - e1ec - detections - "
+                 "detections: 45/45 (57.1/s, ETA 0 s)\n",
+                 "\x1b[32m2026-12-06 08:28:04 +0000\x1b[0m - dagster.code_server - \x1b[33m"
+                 "WARNING\x1b[0m - something\n",
+                 "Traceback (most recent call last):\n",
+                 "  a DEBUG word inside a message line\n"):
+        assert keep_line(line), line

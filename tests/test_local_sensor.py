@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 
+import pytest
 from dagster import DagsterInstance, build_sensor_context
 
 from resources.storage import file_sha256
@@ -62,3 +63,66 @@ def test_local_sensor_ticks(tmp_path, monkeypatch):
     changed = tick(copying.cursor)
     assert [r.run_key for r in changed.run_requests] == [
         f"videos/show-s03e04/episode.mp4@{file_sha256(video)}"]
+
+
+def test_plan_upload_runs_only_what_the_records_do_not_already_hold():
+    """The skip decision of the upload sensors, on what Dagster's records say of an episode."""
+    from sensors.upload import EpisodeRecords, plan_upload
+
+    assert plan_upload("v1", None).action == "run"  # not registered yet
+    done = EpisodeRecords(frozenset({"v1"}), ())
+    assert plan_upload("v1", done).action == "skip"
+    assert "already materialized from this content" in plan_upload("v1", done).reason
+    # new content, or an asset reading the video never materialized: everything runs
+    new = plan_upload("v2", done)
+    assert (new.action, new.assets, new.reason) == ("run", None, "new content")
+    assert plan_upload("v1", EpisodeRecords(frozenset({"v1", None}), ())).assets is None
+    # same content, the edits made two assets stale: those two only
+    stale = EpisodeRecords(frozenset({"v1"}), ("cast_links", "screentime"))
+    assert plan_upload("v1", stale).assets == ("cast_links", "screentime")
+    # a run of the episode in progress: judged again after it, whatever the content
+    assert plan_upload("v2", EpisodeRecords(frozenset({"v1"}), (), running=True)).action == "wait"
+
+
+@pytest.mark.slow  # a real run of a 1-s clip (15-30 s on 2 busy cores)
+def test_the_sensor_skips_an_episode_materialized_from_the_same_content(cli_env, tmp_path):
+    """``scripts/demo.sh`` then ``serve``: an episode the CLI materialized is not run again when
+    the sensor first sees its video; an edit since then runs only what it made stale; new
+    content runs everything."""
+    from resources.integrity import load_artifact
+    from screenalytics_assets.cli import main as cli_main
+    from tests.clips import cut_clip
+
+    ep, key = "show-s05e01", "videos/show-s05e01/episode.mp4"
+    clip = cut_clip(tmp_path / "clip.mp4", start=82, frames=30)
+    assert cli_main(["run", str(clip), "--ep-id", ep, "--profile", "fast"]) == 0
+    root = cli_env / "data"
+    instance = DagsterInstance.from_config(str(cli_env / "dagster_home"))
+    defs = build_definitions(load_settings(profile="fast"), data_root=str(root))
+    sensor = defs.resolve_sensor_def("local_video_sensor")
+    video = root / "videos" / ep / "episode.mp4"
+
+    def tick(cursor):
+        os.utime(video, (time.time() - 10, time.time() - 10))  # the copy is long over
+        with build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
+                                  cursor=cursor, definitions=defs,
+                                  resources={"storage": defs.resources["storage"]}) as ctx:
+            return sensor.evaluate_tick(ctx)
+
+    first = tick(None)
+    assert first.run_requests == []
+    assert f"no run for '{key}': {ep}: every asset is already materialized from this content" \
+        in first.skip_message
+    # a review edit: cast_links and screentime are stale; the same video seen again (a new
+    # stamp) runs those two only
+    person = load_artifact(defs.resources["storage"].store(), ep, "screentime").people[0]
+    assert cli_main(["review", ep, "rename", str(person.identity_id), "Someone"]) == 0
+    edited = tick(None)
+    (request,) = edited.run_requests
+    assert request.run_key == f"{key}@{file_sha256(video)}"
+    assert [k.to_user_string() for k in request.asset_selection] == ["cast_links", "screentime"]
+    # new content under the same key: the whole episode
+    shutil.copyfile(cut_clip(tmp_path / "other.mp4", start=120, frames=30), video)
+    (request,) = tick(edited.cursor).run_requests
+    assert request.asset_selection is None
+    assert request.run_key == f"{key}@{file_sha256(video)}"

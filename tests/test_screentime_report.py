@@ -61,6 +61,35 @@ def test_season_metadata_is_numeric_per_person_with_the_chart_inline():
     assert [r.data["person"] for r in rows] == ["lin", "x-s01e01:id_01"]
 
 
+def test_season_table_rows_are_people_by_reviewed_name_then_cast_id():
+    """Review names reach the season table: a renamed identity is a row under its name (never
+    ``{ep_id}:id_NN``), the same name in two episodes is one person, a cast member named in one
+    episode keeps that name where it is only linked, and nobody named or linked is their own
+    row."""
+    from screenalytics_assets.core.season import season_json, season_table
+
+    def report(ep, cast_ids, names):
+        tracks = {i: [_track(i, 0, [2 * i])] for i in cast_ids}  # 0.2 s each at 10 fps
+        return ScreenTimeReport(ep, 10.0, 10.0, screen_time(tracks, 10.0, cast_ids=cast_ids,
+                                                                names=names))
+
+    reports = {
+        # id 6 renamed by a reviewer; id 1 linked and named; id 2 nobody's
+        "x-s01e01": report("x-s01e01", {6: None, 1: "lin", 2: None}, {6: "Alice", 1: "Lin"}),
+        # Alice again under another identity number; lin linked but not named here
+        "x-s01e02": report("x-s01e02", {3: None, 4: "lin"}, {3: "Alice"}),
+    }
+    table = season_table(reports)
+    assert sorted(table.index) == ["Alice", "Lin", "x-s01e01:id_02"]
+    assert table.loc["Alice", "x-s01e01"] == pytest.approx(0.2)
+    assert table.loc["Alice", "x-s01e02"] == pytest.approx(0.2)
+    assert table.loc["Alice", "total_s"] == pytest.approx(0.4)
+    assert table.loc["Lin", "total_s"] == pytest.approx(0.4)
+    assert not [p for p in table.index if p.endswith(":id_06")]
+    doc = season_json("x-s01", table)
+    assert {p["person"] for p in doc["people"]} == {"Alice", "Lin", "x-s01e01:id_02"}
+
+
 @pytest.mark.slow
 def test_hamilton_segments_thumbnails_and_ui_metadata(hamilton_run):
     ep, store = hamilton_run.ep_id, hamilton_run.store

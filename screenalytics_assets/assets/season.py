@@ -18,6 +18,7 @@ from resources.integrity import load_artifact
 from ..core.errors import ArtifactError, ArtifactIntegrityError
 from ..core.season import TOTAL, season_files, season_table
 from ..partitions import parse_season_key, season_episodes, season_partitions
+from ..staleness import SCREENTIME, SCREENTIME_READ, newest_materialization
 from .presentation import season_metadata
 
 
@@ -42,6 +43,9 @@ def build_season_assets(episode_assets: list[AssetsDefinition]) -> list[AssetsDe
         show, season = parse_season_key(key)
         store = storage.store()
         episodes = season_episodes(context.instance, key)
+        # before the files are read: a screentime materialized after this is newer than the
+        # table, and the roll-up sensor brings the season up to date again
+        newest = newest_materialization(context.instance, SCREENTIME, episodes)
         reports, missing, damaged = {}, [], []
         for ep in episodes:
             try:
@@ -68,6 +72,7 @@ def build_season_assets(episode_assets: list[AssetsDefinition]) -> list[AssetsDe
             "episodes": MetadataValue.json(sorted(reports)),
             "missing_episodes": MetadataValue.json(missing),
             "people": len(table),
+            SCREENTIME_READ: newest.storage_id if newest is not None else 0,
             "total_seconds": round(float(table[TOTAL].sum()), 3),
             "table": MetadataValue.md(table.reset_index().to_markdown(index=False,
                                                                       floatfmt=".2f")),

@@ -55,6 +55,11 @@ def run(args) -> int:
         if not only and not rollup:
             print(f"{key}: no episode's last run failed; nothing submitted")
             return 0
+    count = len(season_episodes(instance, key) if only is None else only)
+    via = f"the webserver at {args.webserver}" if args.webserver else \
+        "dagster-graphql (it loads the code location first: some seconds)"
+    print(f"{key}: submitting a backfill of {count} episodes"
+          + (" and the season roll-up" if rollup else "") + f" through {via}...", flush=True)
     bf = submit_season_backfill(instance, defs, args.show, args.season, include_rollup=rollup,
                                 only=only, webserver_url=args.webserver)
     what = f"{len(bf.episodes)} episodes ({', '.join(bf.episodes)})" if bf.episodes \
@@ -82,24 +87,32 @@ def follow(instance, bf, rollup: bool) -> int:
     from ..daemon import wait_for_backfill
     from ..partitions import parse_season_key
 
+    import time
+
     partitions = [*bf.episodes, *([bf.season] if rollup else [])]
     tty = sys.stdout.isatty()
+    start = time.monotonic()
 
     def show(p) -> None:
         eps = set(bf.episodes)
         done = len(eps & set(p.done))
         failed = len(eps & set(p.failed))
+        running = len(eps & set(p.running))
         line = f"{bf.season}: {done}/{len(eps)} episodes done, {failed} failed"
         if rollup:
             state = ("done" if bf.season in p.done else "failed" if bf.season in p.failed
                      else "running" if bf.season in p.running else "waiting")
             line += f", roll-up {state}"
         line += f" [{p.status.lower()}]"
+        elapsed = int(time.monotonic() - start)
+        # the state, then how long and how many runs are going (not part of the state: a
+        # terminal line is redrawn at every poll, a log gets a line per change of state)
+        line += f" {elapsed // 60}:{elapsed % 60:02d}, {running} running"
         print(f"\r{line:<78}" if tty else line, end="" if tty else "\n", flush=True)
 
     try:
         result = wait_for_backfill(instance, bf.backfill_id, partitions, show,
-                                   rollup=bf.rollup_after)
+                                   rollup=bf.rollup_after, every_poll=tty)
     except KeyboardInterrupt:
         print(f"\nstopped following; backfill {bf.backfill_id} goes on in the daemon")
         return 130

@@ -99,7 +99,7 @@ def _materialize(args, ep_id, settings, overrides, storage, instance,
 
     from ..assets.cast import ensure_edits_observed
     from ..definitions import EPISODE_JOB, FACEBANK_JOB, build_definitions
-    from ..partitions import register_episode
+    from ..partitions import register_episode, register_show
     from ..staleness import observe_video
 
     store = storage.store()
@@ -108,18 +108,22 @@ def _materialize(args, ep_id, settings, overrides, storage, instance,
         # every photo is validated (readable, exactly the face expected) before any is written
         added = add_folder(store, show, args.facebank, photo_check(args.profile))
     had_video = store.exists(store.video_key(ep_id))
-    if args.video:
-        store.put_video(ep_id, args.video)
-    new_partition = register_episode(instance, ep_id)
-    observe_video(instance, store, ep_id)
-    ensure_edits_observed(instance, store, ep_id)
     defs = build_definitions(settings, storage=storage)
     console = Console(stderr=True)
     console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
                   f"{settings.model_pack}, video {store.uri(store.video_key(ep_id))}")
     if args.facebank:
+        register_show(instance, show)
         console.print(f"facebank {show}: " + ", ".join(f"{c} ({n})" for c, n in added.items()))
         execute(defs.resolve_job_def(FACEBANK_JOB), instance, show, None)
+    # The video goes in place last, just before the run starts: an upload sensor watching the
+    # same folder (`screenalytics serve`) leaves a file alone for its first seconds and then
+    # waits while the episode's run is in progress, so it does not run the episode a second time.
+    if args.video:
+        store.put_video(ep_id, args.video)
+    new_partition = register_episode(instance, ep_id)
+    observe_video(instance, store, ep_id)
+    ensure_edits_observed(instance, store, ep_id)
     job = defs.resolve_job_def(EPISODE_JOB)
     damaged = damaged_files(store, defs, ep_id) if args.stale_only else {}
     for asset, found in damaged.items():

@@ -10,16 +10,37 @@ nothing is orphaned.
 Why not ``dagster dev``: it serves both processes from one shared code server that only reloads
 when asked in the UI; ``dagster-daemon`` on its own reloads its code location every minute, so an
 edit of the settings file reaches the automation sensor without anyone touching the UI.
+
+Output is at INFO: what the sensors find and request, each run's own log lines (stage progress,
+warnings), errors. ``--verbose`` adds DEBUG: every Dagster event of every run (step started,
+input loaded, output handled...: most of the lines), the daemon's per-tick bookkeeping
+(``dagster-daemon --log-level info``) and its code servers' warnings. Two of Dagster's own
+defaults are why ``serve`` filters:
+
+* a run launched by the daemon (sensor, automation, backfill) prints through Dagster's default
+  console logger, whose level comes from the run's config or the instance's ``python_logs``
+  setting (``dagster.yaml``, the user's file), else DEBUG: so ``serve`` relays the webserver's and
+  the daemon's output (which carries their runs') and leaves out the DEBUG records
+  (:func:`keep_line`);
+* every minute the daemon replaces its code server by a fresh one (that reload is what brings a
+  settings edit in); the old one stops being sent heartbeats and, after its 20 s heartbeat TTL
+  (``DAEMON_GRPC_SERVER_HEARTBEAT_TTL`` in dagster's daemon controller), exits logging the
+  WARNING "No heartbeat received in 20 seconds, shutting down" (``dagster/_grpc/server.py``): the
+  normal end of a replaced code server, not a crash. It is the code server's only warning, so
+  ``--code-server-log-level error`` avoids it; errors still show.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from ..dagster_cli import CODE_LOCATION, dagster_script
 from .common import add_common_args, data_root, instance_for
@@ -28,6 +49,10 @@ from .common import add_common_args, data_root, instance_for
 STOP_GRACE_S = 20.0
 #: seconds the webserver gets to answer before ``serve`` gives up
 START_TIMEOUT_S = 300.0
+#: a record of Dagster's console log format at DEBUG: ``<date> <time> <tz> - <logger> - DEBUG -``
+#: (the level may be wrapped in ANSI colour codes)
+_DEBUG_RECORD = re.compile(r"^(?:\x1b\[[0-9;]*m)?\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [^ ]+"
+                           r"(?:\x1b\[[0-9;]*m)? - [^ ]+ - (?:\x1b\[[0-9;]*m)?DEBUG\b")
 
 
 def register(sub) -> None:
@@ -44,6 +69,9 @@ def register(sub) -> None:
     p.add_argument("--profile", help="settings profile: fast, balanced (default), accurate")
     p.add_argument("--no-sensors", action="store_true",
                    help="start with the upload and automation sensors stopped")
+    p.add_argument("--verbose", action="store_true",
+                   help="log at DEBUG: every Dagster event of every run, the daemon's ticks "
+                        "(default: INFO)")
     p.add_argument("--sensor-interval", type=int, metavar="SECONDS",
                    help="least time between two evaluations of each sensor (default 30, or "
                         "$SCREENALYTICS_SENSOR_INTERVAL_S)")
@@ -106,11 +134,16 @@ def run(args) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # SIGTERM (e.g. from a service manager) stops everything just as Ctrl-C does
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    relays: list[threading.Thread] = []
     try:
-        procs.append(_start([dagster_script("dagster-daemon"), "run", "-m", CODE_LOCATION], env))
+        daemon_levels = (["--log-level", "info", "--code-server-log-level", "warning"]
+                         if args.verbose else
+                         ["--log-level", "warning", "--code-server-log-level", "error"])
+        procs.append(_start([dagster_script("dagster-daemon"), "run", "-m", CODE_LOCATION,
+                             *daemon_levels], env, relays, args.verbose))
         procs.append(_start([dagster_script("dagster-webserver"), "-m", CODE_LOCATION,
                              "-h", args.host, "-p", str(port),
-                             "--dagster-log-level", "warning"], env))
+                             "--dagster-log-level", "warning"], env, relays, args.verbose))
         if not _wait_until_up(url, procs):
             return 1
         reconcile_sensors(instance, [upload_sensor, AUTOMATION_SENSOR], not args.no_sensors, env)
@@ -130,6 +163,8 @@ def run(args) -> int:
         old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             stop(procs)
+            for relay in relays:  # the last lines of the stopped processes
+                relay.join(timeout=2.0)
         finally:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, previous)
@@ -155,10 +190,36 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _start(cmd: list[str], env: dict) -> subprocess.Popen:
+def keep_line(line: str) -> bool:
+    """Whether ``serve`` prints a line of the webserver's or the daemon's output at its default
+    level (INFO): every line but the DEBUG records of Dagster's console log format."""
+    return not _DEBUG_RECORD.match(line)
+
+
+def _relay(stream: IO[bytes], verbose: bool) -> None:
+    """Copy a child's output to ours, line by line, without the DEBUG records unless
+    ``verbose``; returns at end of file (every writer, run workers included, has exited)."""
+    out = sys.stdout
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace")
+        if verbose or keep_line(line):
+            out.write(line)
+            out.flush()
+    stream.close()
+
+
+def _start(cmd: list[str], env: dict, relays: list[threading.Thread],
+           verbose: bool) -> subprocess.Popen:
     # its own session and process group (pgid = pid): a terminal's Ctrl-C reaches only `serve`,
-    # which then stops each group as a whole
-    return subprocess.Popen(cmd, env=env, start_new_session=True)
+    # which then stops each group as a whole. Its output (and that of the code servers and run
+    # workers it starts, which inherit it) comes through a pipe that a thread relays.
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    relay = threading.Thread(target=_relay, args=(proc.stdout, verbose), daemon=True,
+                             name=f"relay-{Path(cmd[0]).name}")
+    relay.start()
+    relays.append(relay)
+    return proc
 
 
 def _wait_until_up(url: str, procs: list[subprocess.Popen]) -> bool:

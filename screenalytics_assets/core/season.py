@@ -1,8 +1,18 @@
 """Season roll-up: seconds on screen per person per episode, as a table, JSON and a chart.
 
-Identities are clustered per episode, so only a cast member (``cast_id``) is the same person
-across episodes. An identity not linked to the cast is its own row, labelled
-``{ep_id}:id_{NN}``.
+Identities are clustered per episode, so a person is known across episodes only by what review
+and cast linking say: one row per person, labelled (:func:`person_labels`)
+
+1. with the name a reviewer gave the identity (``screenalytics review EP rename``, or the review
+   app), else
+2. with the name a reviewer gave an identity linked to the same cast member in another episode of
+   the season (the latest episode's, when they differ), else
+3. with the cast id it is linked to, else
+4. ``{ep_id}:id_{NN}`` (an identity nobody named or linked: its own row).
+
+Identities with the same label are one person: their seconds are added per episode (two
+identities linked to one cast member are never on screen at the same time, see
+``core.cast_links``).
 """
 
 from __future__ import annotations
@@ -18,13 +28,29 @@ from .artifacts import ScreenTimeReport
 TOTAL = "total_s"
 
 
-def person_label(ep_id: str, identity_id: int, cast_id: str | None) -> str:
-    """Row label of a person: the cast id, else ``{ep_id}:id_{identity_id:02d}``."""
-    return cast_id if cast_id else f"{ep_id}:id_{identity_id:02d}"
+def person_label(ep_id: str, identity_id: int, cast_id: str | None,
+                 name: str | None = None) -> str:
+    """Row label of a person: the reviewed ``name``, else the cast id, else
+    ``{ep_id}:id_{identity_id:02d}``."""
+    return name or cast_id or f"{ep_id}:id_{identity_id:02d}"
+
+
+def person_labels(reports: Mapping[str, ScreenTimeReport]) -> dict[tuple[str, int], str]:
+    """``(ep_id, identity_id) -> row label`` for every person of every report, by the rules in
+    the module docstring: a reviewed name, else a name reviewed for the same cast member
+    elsewhere in the season, else the cast id, else ``{ep_id}:id_{NN}``."""
+    cast_names: dict[str, str] = {}
+    for ep in sorted(reports):  # the latest episode's name wins
+        for p in reports[ep].people:
+            if p.cast_id and p.name:
+                cast_names[p.cast_id] = p.name
+    return {(ep, p.identity_id): person_label(ep, p.identity_id, p.cast_id,
+                                              p.name or cast_names.get(p.cast_id or ""))
+            for ep, r in reports.items() for p in r.people}
 
 
 def season_long(reports: Mapping[str, ScreenTimeReport]) -> pd.DataFrame:
-    """One row per person per episode.
+    """One row per identity per episode, labelled by person (:func:`person_labels`).
 
     Args:
         reports: ep_id -> that episode's screen-time report.
@@ -33,7 +59,8 @@ def season_long(reports: Mapping[str, ScreenTimeReport]) -> pd.DataFrame:
         DataFrame with columns ``person`` (str), ``cast_id`` (str or None), ``ep_id`` (str),
         ``seconds`` (float64, s), sorted by ep_id then seconds descending.
     """
-    rows = [{"person": person_label(ep, p.identity_id, p.cast_id), "cast_id": p.cast_id,
+    labels = person_labels(reports)
+    rows = [{"person": labels[(ep, p.identity_id)], "cast_id": p.cast_id,
              "ep_id": ep, "seconds": float(p.seconds)}
             for ep, r in reports.items() for p in r.people]
     df = pd.DataFrame(rows, columns=["person", "cast_id", "ep_id", "seconds"])
