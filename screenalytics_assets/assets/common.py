@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from contextlib import contextmanager
 from typing import Any
@@ -111,10 +112,16 @@ def timed():
 def stage_metadata(context: AssetExecutionContext, settings: Settings, name: str,
                    used: dict[str, Any], config: StageConfig, seconds: float,
                    **extra: Any) -> None:
-    """Attach the metadata every stage reports: runtime, settings used and overrides."""
+    """Attach the metadata every stage reports: runtime, settings used and overrides, and
+    ``peak_rss_mb``: the peak resident memory (MiB) of the process so far
+    (``getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux), taken at the end of the stage. Where
+    each step runs in its own process (runs launched by ``serve``'s daemon, Celery workers) it
+    is that stage's own peak; in one process running every step (``screenalytics run``) it is
+    the peak of the steps run so far."""
     overrides = run_overrides(settings, config, name)
     context.add_output_metadata({
         "runtime_s": round(seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "settings_used": MetadataValue.json(used),
         "run_overrides": MetadataValue.json(overrides),
         **extra,
