@@ -1,8 +1,8 @@
 """Benchmark: a season of long known-answer episodes, end to end, as a user runs it.
 
     python benchmarks/season.py                                   # 4 x 20 minutes through serve
-    python benchmarks/season.py --episodes 2 --minutes 2 --out season.json   # a quick one
-    python benchmarks/season.py --cluster [--workers 3] [--no-serve]         # also / only the cluster
+    python benchmarks/season.py --episodes 2 --minutes 2 --out season.json  # a quick one
+    python benchmarks/season.py --cluster [--workers 3] [--no-serve]   # also / only the cluster
 
 Builds ``--episodes`` long known-answer episodes of ``--minutes`` each (tests/long_episode.py, seed
 = episode number, one show and one cast facebank) and processes the season
@@ -271,7 +271,8 @@ def event_log_rows(instance) -> dict:
                        else "log message" for e in entries)
     observations = {key: count_records(instance.fetch_observations, AssetKey(key))
                     for key in ("episode_video", "identity_edits", "show_facebank")}
-    return {"runs": len(runs), "in_runs": sum(by_job.values()), "by_job": dict(by_job),
+    return {"runs": len(runs), "runs_by_job": dict(Counter(r.job_name for r in runs)),
+            "in_runs": sum(by_job.values()), "by_job": dict(by_job),
             "by_event_type": dict(by_type.most_common()), "observations": observations,
             "total": sum(by_job.values()) + sum(observations.values())}
 
@@ -415,7 +416,7 @@ def print_path(name: str, r: dict) -> None:
                           else f"  COMPUTED TWICE: {twice}"))
     ev = r["event_log_rows"]
     print(f"  Dagster event-log rows: {ev['total']} ({ev['in_runs']} in {ev['runs']} runs: "
-          + ", ".join(f"{k} {v}" for k, v in ev["by_job"].items())
+          + ", ".join(f"{k} {v} in {ev['runs_by_job'][k]}" for k, v in ev["by_job"].items())
           + "; asset observations " + ", ".join(f"{k} {v}" for k, v in ev["observations"].items())
           + ")")
     print("    by event type: " + ", ".join(f"{k} {v}" for k, v in ev["by_event_type"].items()))
@@ -457,10 +458,11 @@ def print_path(name: str, r: dict) -> None:
               + f"{t_sum:9.2f} {g_sum - t_sum:+6.2f} {pct}")
     for ep in eps:
         s = r["episodes"][ep]["summary"]
+        absent = "all 0 s" if s["absent_all_zero"] else f"up to {s['absent_max_s']:.2f} s"
         print(f"  {short[ep]}: largest error {s['max_abs_error_s']:.2f} s / "
               f"{s['max_abs_error_pct']:.1f} %; {s['within_2pct']}/{s['present']} present cast "
-              f"members within 2 %; absent cast members {'all 0 s' if s['absent_all_zero'] else 'NOT 0 s'}"
-              f"; unlinked identities {r['episodes'][ep]['unknown_s']:.1f} s")
+              f"members within 2 %; absent cast members {absent}; unlinked identities "
+              f"{r['episodes'][ep]['unknown_s']:.1f} s")
 
 
 def _interrupt(signum, frame):
