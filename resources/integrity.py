@@ -46,10 +46,15 @@ def write_manifest(store: ArtifactStore, ep_id: str, asset: str,
 def write_artifact(store: ArtifactStore, ep_id: str, asset: str,
                    files: Mapping[str, "bytes | SpoolFile"]) -> tuple[dict[str, FileDigest], str]:
     """Store an asset's files as its codec produced them (``CODECS[asset].dump``), then their
-    manifest. Returns ``(digests of the non-image files, URI of the manifest)``."""
+    manifest, then delete the files an older revision of the codec wrote instead
+    (``Codec.replaces``). Returns ``(digests of the non-image files, URI of the manifest)``."""
     digests = digest_files(files)  # before the spooled arrays are moved into place
     store.write_files(ep_id, dict(files))
-    return digests, write_manifest(store, ep_id, asset, digests, len(files) - len(digests))
+    manifest = write_manifest(store, ep_id, asset, digests, len(files) - len(digests))
+    obsolete = [n for n in CODECS[asset].replaces if n not in files]
+    if obsolete:
+        store.delete_keys([store.artifact_key(ep_id, n) for n in obsolete])
+    return digests, manifest
 
 
 def read_manifest(store: ArtifactStore, ep_id: str, asset: str) -> dict[str, FileDigest] | None:

@@ -108,7 +108,8 @@ def stale_selection(defs: DefsLike, instance: DagsterInstance, ep_id: str) -> li
     return [k for k in keys if k in closure]
 
 
-def consumed_video_versions(defs: DefsLike, instance: DagsterInstance, ep_id: str) -> set[str | None]:
+def consumed_video_versions(defs: DefsLike, instance: DagsterInstance,
+                            ep_id: str) -> set[str | None]:
     """The ``episode_video`` data versions that the newest materializations of the assets reading
     the video (its children in the graph: ``detections``) in partition ``ep_id`` were computed
     from, by Dagster's provenance; None stands for an asset never materialized there (or one

@@ -70,14 +70,15 @@ DATA_VERSION_TAG = "dagster/data_version"
 @dataclass
 class UploadScan:
     """What one tick found. ``skipped``: key -> why it is not an episode upload;
-    ``up_to_date``: key -> why its episode needs no run; ``cursor``: the next cursor (JSON
-    ``{key: stamp}``)."""
+    ``up_to_date``: key -> why its episode needs no run; ``waiting``: key -> why it is left for
+    a later tick; ``cursor``: the next cursor (JSON ``{key: stamp}``)."""
 
     run_requests: list[RunRequest] = field(default_factory=list)
     new_episodes: list[str] = field(default_factory=list)
     observations: list[AssetObservation] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     up_to_date: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)
     cursor: str = "{}"
 
 
@@ -196,7 +197,8 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
         plan = plan_upload(version, records(ep_id) if known and records is not None else None)
         if plan.action == "wait":  # not in the next cursor: the next tick looks at it again
             present.pop(obj.key)
-            log.info(f"{obj.key}: {plan.reason}")
+            out.waiting[obj.key] = f"{ep_id}: {plan.reason}"
+            log.info(f"{obj.key}: {ep_id}: {plan.reason}")
             continue
         if plan.action == "skip":
             out.up_to_date[obj.key] = f"{ep_id}: {plan.reason}"
@@ -231,11 +233,15 @@ def scan_uploads(store: ArtifactStore, cursor: str | None, known_episodes: set[s
 
 
 def skip_message(skipped: dict[str, str], limit: int = 5,
-                 up_to_date: dict[str, str] | None = None) -> str:
-    """The reason a tick launched nothing, naming up to ``limit`` skipped keys and why, and up to
-    ``limit`` uploads whose episode is up to date (shown in the sensor's tick history)."""
-    msg = "no new or changed uploads under videos/"
-    for found, verb in ((up_to_date or {}, "no run for"), (skipped, "skipped")):
+                 up_to_date: dict[str, str] | None = None,
+                 waiting: dict[str, str] | None = None) -> str:
+    """The reason a tick launched nothing, naming up to ``limit`` keys of each kind and why:
+    uploads whose episode is up to date, uploads left for a later tick, keys skipped (shown in
+    the sensor's tick history)."""
+    up_to_date, waiting = up_to_date or {}, waiting or {}
+    msg = ("no upload needs a run" if up_to_date or waiting
+           else "no new or changed uploads under videos/")
+    for found, verb in ((up_to_date, "no run for"), (waiting, "later"), (skipped, "skipped")):
         if found:
             reasons = [f"{verb} {why}" if key in why else f"{verb} {key!r}: {why}"
                        for key, why in list(found.items())[:limit]]
@@ -266,7 +272,8 @@ def _tick(context: SensorEvaluationContext, storage: StorageResource):
                 missing_partitions(instance, scan.new_episodes).items()]
     if not scan.run_requests and not requests:
         return SensorResult(skip_reason=SkipReason(skip_message(
-            scan.skipped, up_to_date=scan.up_to_date)), cursor=scan.cursor)
+            scan.skipped, up_to_date=scan.up_to_date, waiting=scan.waiting)),
+            cursor=scan.cursor)
     return SensorResult(run_requests=scan.run_requests, dynamic_partitions_requests=requests,
                         asset_events=scan.observations, cursor=scan.cursor)
 

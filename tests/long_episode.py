@@ -483,8 +483,9 @@ def build_long_episode(faces_dir: Path, out_dir: Path, minutes: float = 20.0,
     facebank = out_dir / FACEBANK_DIR
     shutil.rmtree(facebank, ignore_errors=True)
     write_facebank(faces_dir, facebank)
-    truth = out_dir / TRUTH_FILE
-    truth.write_text(json.dumps(doc, indent=1) + "\n")
+    part = out_dir / f".{TRUTH_FILE}.part"
+    part.write_text(json.dumps(doc, indent=1) + "\n")
+    part.replace(out_dir / TRUTH_FILE)  # last: a truth.json means the episode is complete
     return LongEpisode.load(out_dir, faces_dir)
 
 
@@ -516,12 +517,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=20.0, help="length (default 20)")
     p.add_argument("--out", type=Path, help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--faces", type=Path, default=Path(__file__).resolve().parents[2] / "shared"
-                   / "faces", help="the shared/faces folder (default ../shared/faces)")
+    p.add_argument("--faces", type=Path, help="the shared/faces folder (default: the tests'"
+                   " ../shared/faces, or $SCREENALYTICS_SHARED/faces)")
     p.add_argument("--measure-boxes", metavar="MODEL_ROOT", type=Path,
                    help=f"measure the face boxes with ci_pack under MODEL_ROOT and rewrite "
                         f"{BOXES_FILE.name} instead of building")
     args = p.parse_args(argv)
+    if args.faces is None:
+        from tests.conftest import FACES
+
+        args.faces = FACES
     if args.measure_boxes:
         doc = measure_face_boxes(args.faces, args.measure_boxes)
         rows = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in doc["boxes"].items()]
@@ -538,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     on = sum(1 for k in ep.seconds if ep.seconds[k] > 0)
-    print(f"{ep.path}: {ep.n_frames} frames ({ep.duration_s:.1f} s), {len(ep.shots)} shots, "
+    print(f"{ep.path}: {ep.n_frames} frames ({ep.duration_s:.1f} s), {len(ep.shots)} shot(s), "
           f"{on} people on screen, absent cast: {', '.join(ep.absent) or 'none'}; truth "
           f"{ep.truth_path}; facebank {ep.facebank_dir}; built in "
           f"{time.perf_counter() - start:.1f} s")

@@ -1,7 +1,8 @@
 """The automatic paths with a real daemon: ``screenalytics serve`` (webserver + dagster-daemon, the
 embedded local instance) watches the data root's videos/ folder; nobody runs the pipeline by
-hand. One serve process tree for the whole module; tests build on each other in file order, and
-the last one stops it with Ctrl-C and checks that no process is left.
+hand but for one CLI run (which the sensor must not repeat) and one review edit. One serve process
+tree for the whole module; tests build on each other in file order, and the last one stops it
+with Ctrl-C and checks that no process is left and that serve's output stayed at INFO.
 
 Clips are 1.5 s, 320 px cuts of the real Hamilton clip (tests/clips.py), run with the fast
 profile.
@@ -9,6 +10,7 @@ profile.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 
@@ -16,6 +18,7 @@ import pytest
 import yaml
 from dagster import AssetKey
 
+from resources.storage import LocalStore
 from screenalytics_assets.daemon import daemon_alive
 from screenalytics_assets.definitions import AUTOMATION_SENSOR
 from screenalytics_assets.settings import DEFAULT_SETTINGS_PATH
@@ -38,6 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 EP1, EP2, SEASON = "show-s01e01", "show-s01e02", "show-s01"
 BROKEN = "show-s02e01"
 SENSOR = "local_video_sensor"
+ROLLUP_SENSOR = "season_rollup_sensor"
 RUN_TIMEOUT_S = 420
 EPISODE_ASSETS = ["detections", "tracks", "faces", "embeddings", "identities", "track_reps",
                   "cast_links", "screentime"]
@@ -67,6 +71,24 @@ def materialized(served, asset: str, partition: str) -> bool:
     return materialization_count(served.instance, asset, partition) > 0
 
 
+def season_table(served) -> dict:
+    """``season_screentime.json`` of the season, or {} before its first roll-up."""
+    store = LocalStore(served.root)
+    key = store.season_key("show", 1, "season_screentime.json")
+    return json.loads(store.get(key)) if store.exists(key) else {}
+
+
+def rolled_up(served, episodes: set[str]):
+    """The season table once its latest roll-up holds ``episodes`` and nothing runs."""
+    table = season_table(served)
+    return table if set(table.get("episodes", [])) == episodes \
+        and not runs_in_progress(served.instance) else None
+
+
+def screentime_report(served, ep_id: str) -> dict:
+    return json.loads((served.root / "manifests" / ep_id / "screentime.json").read_text())
+
+
 def test_serve_prints_the_ui_and_what_it_watches(served):
     out = served.output()
     assert f"watching:   {served.root / 'videos'}/{{ep_id}}/episode.mp4 ({SENSOR}, running, " \
@@ -87,6 +109,11 @@ def test_a_video_copied_into_the_folder_is_run_by_the_daemon(served, clips):
     assert run.tags["dagster/run_key"].startswith(f"videos/{EP1}/episode.mp4@")
     for asset in EPISODE_ASSETS:
         assert materialization_count(served.instance, asset, EP1) == 1, asset
+    # the season roll-up follows by itself: one run, from the roll-up sensor
+    wait_for(lambda: rolled_up(served, {EP1}), 180, "the season roll-up after the upload", served)
+    (rollup,) = runs_of(served.instance, SEASON)
+    assert rollup.tags["dagster/sensor_name"] == ROLLUP_SENSOR
+    assert rollup.tags["dagster/run_key"].startswith(f"rollup-{SEASON}@")
 
 
 def test_a_badly_named_file_is_skipped_with_a_reason(served, clips):
@@ -112,10 +139,29 @@ def test_a_badly_named_file_is_skipped_with_a_reason(served, clips):
     bad.parent.rmdir()
 
 
+def test_an_episode_the_cli_ran_is_not_run_again_by_the_sensor(served, clips):
+    """``screenalytics run`` copies the video into the watched folder and materializes the
+    episode itself (as ``scripts/demo.sh`` does before ``serve``): the sensor then sees a video
+    whose episode is already materialized from that content and runs nothing; the season
+    roll-up takes the new episode in."""
+    result = served.cli("run", str(clips[EP2]), "--ep-id", EP2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    key = f"videos/{EP2}/episode.mp4"
+
+    def skip_tick():
+        return next((t for t in sensor_ticks(served.instance, SENSOR)
+                     if t.skip_reason and key in t.skip_reason), None)
+
+    tick = wait_for(skip_tick, 120, f"a tick that sees {key} and runs nothing", served)
+    assert f"{EP2}: every asset is already materialized from this content" in tick.skip_reason
+    (run,) = runs_of(served.instance, EP2)  # the CLI's
+    assert "dagster/sensor_name" not in run.tags
+    for asset in EPISODE_ASSETS:
+        assert materialization_count(served.instance, asset, EP2) == 1, asset
+    wait_for(lambda: rolled_up(served, {EP1, EP2}), 180, "the roll-up of both episodes", served)
+
+
 def test_backfill_wait_follows_the_daemon_to_the_end(served, clips):
-    place_video(served.root, EP2, clips[EP2])
-    wait_for(lambda: materialized(served, "screentime", EP2), RUN_TIMEOUT_S,
-             f"screentime of {EP2}", served)
     wait_for(lambda: not runs_in_progress(served.instance), 120, "no run in progress", served)
     # submitted through the running webserver (the cluster's way)
     result = served.cli("backfill", "--show", "show", "--season", "1", "--wait",
@@ -170,10 +216,35 @@ def test_backfill_wait_names_the_partitions_that_failed(served, clips, tmp_path)
     assert not materialized(served, "detections", BROKEN)
 
 
+def test_a_rename_in_review_reaches_the_season_table(served):
+    """A name given in review replaces the identity's ``{ep_id}:id_NN`` row of the season table:
+    the edit re-runs screentime (``review --run``) and the roll-up sensor re-runs the roll-up."""
+    wait_for(lambda: not runs_in_progress(served.instance), 180, "no run in progress", served)
+    person = screentime_report(served, EP1)["people"][0]
+    anonymous = f"{EP1}:id_{person['identity_id']:02d}"
+    assert anonymous in {p["person"] for p in season_table(served)["people"]}
+    before = materialization_count(served.instance, "season_screentime", SEASON)
+    result = served.cli("review", EP1, "--run", "rename", str(person["identity_id"]),
+                        "Alice Example")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    def renamed():
+        table = rolled_up(served, {EP1, EP2})
+        return table if table and any(p["person"] == "Alice Example"
+                                      for p in table["people"]) else None
+
+    table = wait_for(renamed, 180, "the season table with the new name", served)
+    row = next(p for p in table["people"] if p["person"] == "Alice Example")
+    assert row["by_episode"][EP1] == pytest.approx(person["seconds"], abs=1e-3)
+    assert anonymous not in {p["person"] for p in table["people"]}
+    assert materialization_count(served.instance, "season_screentime", SEASON) == before + 1
+
+
 def test_a_settings_edit_rematerializes_that_stage_and_below(served):
     """cluster_thresh is read by identities only: the automation sensor re-runs identities and
     what is downstream of it (track_reps, cast_links, screentime), once per episode; the
-    detections, tracks, faces and embeddings stay as they are."""
+    detections, tracks, faces and embeddings stay as they are; then the roll-up sensor rolls the
+    season up once."""
     wait_for(lambda: not runs_in_progress(served.instance), 180, "no run in progress", served)
     # the automation sensor has had its say about the current state: a few quiet ticks
     n = len(sensor_ticks(served.instance, AUTOMATION_SENSOR, limit=1000))
@@ -182,6 +253,7 @@ def test_a_settings_edit_rematerializes_that_stage_and_below(served):
     assert not runs_in_progress(served.instance)
     before = {(a, ep): materialization_count(served.instance, a, ep)
               for a in EPISODE_ASSETS for ep in (EP1, EP2)}
+    season_before = materialization_count(served.instance, "season_screentime", SEASON)
     runs_before = {r.run_id for r in served.instance.get_runs()}
     doc = yaml.safe_load(served.settings_file.read_text())
     doc["model_packs"]["ci_pack"]["cluster_thresh"] = 0.45
@@ -190,7 +262,8 @@ def test_a_settings_edit_rematerializes_that_stage_and_below(served):
     def redone():
         return all(materialization_count(served.instance, "screentime", ep)
                    > before[("screentime", ep)] for ep in (EP1, EP2)) \
-            and not runs_in_progress(served.instance)
+            and materialization_count(served.instance, "season_screentime", SEASON) \
+            > season_before and not runs_in_progress(served.instance)
 
     # the daemon reloads its code location every 60 s (Dagster's RELOAD_WORKSPACE_INTERVAL)
     wait_for(redone, 300, "the automation sensor's re-runs", served, poll_s=2)
@@ -201,9 +274,15 @@ def test_a_settings_edit_rematerializes_that_stage_and_below(served):
         now = materialization_count(served.instance, asset, ep)
         assert now == count + (asset in changed), (asset, ep, count, now)
     new_runs = [r for r in served.instance.get_runs() if r.run_id not in runs_before]
-    assert new_runs
-    for run in new_runs:
+    (rollup,) = [r for r in new_runs if r.job_name == "season_job"]
+    assert rollup.tags.get("dagster/sensor_name") == ROLLUP_SENSOR, rollup.tags
+    assert rollup.tags["dagster/partition"] == SEASON
+    episode_runs = [r for r in new_runs if r is not rollup]
+    assert episode_runs
+    for run in episode_runs:
         assert run.tags.get("dagster/sensor_name") == AUTOMATION_SENSOR, run.tags
+    assert materialization_count(served.instance, "season_screentime", SEASON) \
+        == season_before + 1
     season = served.instance.get_latest_materialization_event(AssetKey("season_screentime"))
     assert season is not None
 
@@ -214,4 +293,10 @@ def test_ctrl_c_stops_every_process_it_started(served):
     rc, alive = stop_serve(served)
     assert rc == 0, served.output()[-2000:]
     assert alive == []
-    assert "stopping the webserver and the daemon" in served.output()
+    out = served.output()
+    assert "stopping the webserver and the daemon" in out
+    # INFO by default: none of Dagster's DEBUG run events, nor the replaced code servers'
+    # "No heartbeat received" warning (one a minute over the module's minutes)
+    assert " - DEBUG - " not in out
+    assert "No heartbeat received" not in out
+    assert "detections: " in out  # a run's own progress lines still show

@@ -32,6 +32,9 @@ def test_backfill_without_a_daemon_says_how_to_start_one(cli_env, capsys):
     out, err = capsys.readouterr()
     assert "2 episodes (show-s03e01, show-s03e02), then the season roll-up" in out
     assert "no dagster-daemon is running" in err and "screenalytics serve" in err
+    # said before the submission, which loads the code location (seconds of silence otherwise)
+    assert err.startswith("show-s03: submitting a backfill of 2 episodes and the season roll-up "
+                          "through dagster-graphql")
     (backfill,) = instance.get_backfills()
     assert targets(backfill, "screentime") == set(EPS[:2])
     assert backfill.title == "Season show-s03"

@@ -27,6 +27,8 @@ KEY = f"videos/{EP}/episode.mp4"
 SENSOR = "s3_upload_sensor"
 RUN_TIMEOUT_S = 420
 MANIFESTS = "artifacts/manifests/show/s02/e01/"
+SEASON = "show-s02"
+SEASON_TABLE = "artifacts/manifests/show/s02/season_screentime.json"
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,11 @@ def test_an_upload_starts_one_run_and_its_artifacts_land_in_the_bucket(s3, clips
                  "cast_links.json", "screentime.json", "screentime.csv"):
         assert MANIFESTS + name in keys, name
     assert materialization_count(served.instance, "screentime", EP) == 1
+    # the season roll-up follows by itself, into the bucket
+    wait_for(lambda: materialization_count(served.instance, "season_screentime", SEASON)
+             and not runs_in_progress(served.instance), 180, "the season roll-up", served)
+    assert SEASON_TABLE in {o["Key"] for o in client.list_objects_v2(
+        Bucket=bucket, Prefix="artifacts/manifests/show/s02/")["Contents"]}
 
 
 def test_the_same_object_again_starts_no_run(s3, clips):

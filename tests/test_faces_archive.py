@@ -147,3 +147,22 @@ def test_review_app_serves_the_stored_jpeg_of_a_face(tmp_path):
     image = cv2.imdecode(np.frombuffer(face_jpeg(old, "show-s01e01", 1), np.uint8),
                          cv2.IMREAD_COLOR)
     assert np.abs(image.astype(int) - faces[1]).mean() < 4.0
+
+
+def test_rewriting_faces_removes_the_legacy_array(tmp_path):
+    """Re-materializing an episode written before the archive leaves no 37.6 KB-a-face array
+    behind; the new files match their manifest."""
+    from resources.integrity import load_artifact, problems, write_artifact
+    from resources.storage import LocalStore
+
+    faces = _faces(3)
+    store = LocalStore(tmp_path)
+    old = dump_faces(_face_set(faces))
+    write_artifact(store, "show-s01e01", "faces", {"faces.jsonl": old["faces.jsonl"],
+                                                   LEGACY_ALIGNED_FILE: npy_bytes(faces)})
+    assert np.array_equal(np.asarray(load_artifact(store, "show-s01e01", "faces").aligned), faces)
+    write_artifact(store, "show-s01e01", "faces", dump_faces(_face_set(faces)))
+    folder = store.manifest_dir("show-s01e01")
+    assert not (folder / LEGACY_ALIGNED_FILE).exists() and (folder / ALIGNED_FILE).is_file()
+    assert problems(store, "show-s01e01", "faces") == {}
+    assert isinstance(load_artifact(store, "show-s01e01", "faces").aligned, JpegRows)

@@ -1,4 +1,5 @@
-"""The local-folder upload sensor of the embedded default (no run executed: the tick only)."""
+"""The local-folder upload sensor of the embedded default: its ticks, and what it decides from
+the instance's records of an episode the CLI materialized."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import os
 import shutil
 import time
 
-import pytest
 from dagster import DagsterInstance, build_sensor_context
 
 from resources.storage import file_sha256
@@ -84,7 +84,6 @@ def test_plan_upload_runs_only_what_the_records_do_not_already_hold():
     assert plan_upload("v2", EpisodeRecords(frozenset({"v1"}), (), running=True)).action == "wait"
 
 
-@pytest.mark.slow  # a real run of a 1-s clip (15-30 s on 2 busy cores)
 def test_the_sensor_skips_an_episode_materialized_from_the_same_content(cli_env, tmp_path):
     """``scripts/demo.sh`` then ``serve``: an episode the CLI materialized is not run again when
     the sensor first sees its video; an edit since then runs only what it made stale; new

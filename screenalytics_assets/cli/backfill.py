@@ -4,6 +4,7 @@ over a season, optionally followed to the end."""
 from __future__ import annotations
 
 import sys
+import time
 
 from .common import add_common_args, instance_for, storage_for
 
@@ -58,8 +59,10 @@ def run(args) -> int:
     count = len(season_episodes(instance, key) if only is None else only)
     via = f"the webserver at {args.webserver}" if args.webserver else \
         "dagster-graphql (it loads the code location first: some seconds)"
+    # on stderr: stdout's first line stays "backfill <id>: ..." for scripts
     print(f"{key}: submitting a backfill of {count} episodes"
-          + (" and the season roll-up" if rollup else "") + f" through {via}...", flush=True)
+          + (" and the season roll-up" if rollup else "") + f" through {via}...",
+          file=sys.stderr, flush=True)
     bf = submit_season_backfill(instance, defs, args.show, args.season, include_rollup=rollup,
                                 only=only, webserver_url=args.webserver)
     what = f"{len(bf.episodes)} episodes ({', '.join(bf.episodes)})" if bf.episodes \
@@ -86,8 +89,6 @@ def follow(instance, bf, rollup: bool) -> int:
     partition succeeded, 1 otherwise (naming the failed partitions and why)."""
     from ..daemon import wait_for_backfill
     from ..partitions import parse_season_key
-
-    import time
 
     partitions = [*bf.episodes, *([bf.season] if rollup else [])]
     tty = sys.stdout.isatty()

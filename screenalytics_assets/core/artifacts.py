@@ -685,17 +685,21 @@ def load_screentime(read: Reader) -> ScreenTimeReport:
 # ---------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class Codec:
-    """How one asset's value becomes files. ``files``: the manifest files it always writes."""
+    """How one asset's value becomes files. ``files``: the manifest files it always writes;
+    ``replaces``: files an older revision wrote instead, deleted once the new ones are written
+    (e.g. ``faces_aligned.npy``, 37.6 KB a face, left behind would keep its bytes forever)."""
 
     files: tuple[str, ...]
     dump: Callable[[Any], dict[str, "bytes | SpoolFile"]]
     load: Callable[[Reader], Any]
+    replaces: tuple[str, ...] = ()
 
 
 CODECS: dict[str, Codec] = {
     "detections": Codec(("detections.jsonl", "shots.json"), dump_detections, load_detections),
     "tracks": Codec(("tracks.jsonl", "tracks_meta.json"), dump_tracks, load_tracks),
-    "faces": Codec(("faces.jsonl", ALIGNED_FILE), dump_faces, load_faces),
+    "faces": Codec(("faces.jsonl", ALIGNED_FILE), dump_faces, load_faces,
+                   (LEGACY_ALIGNED_FILE,)),
     "embeddings": Codec(("faces_embeddings.npy", "faces_embeddings.json"), dump_embeddings,
                         load_embeddings),
     "identities": Codec(("identities.json", "cluster_centroids.json"), dump_identities,
