@@ -114,10 +114,11 @@ def stage_metadata(context: AssetExecutionContext, settings: Settings, name: str
                    **extra: Any) -> None:
     """Attach the metadata every stage reports: runtime, settings used and overrides, and
     ``peak_rss_mb``: the peak resident memory (MiB) of the process so far
-    (``getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux), taken at the end of the stage. Where
-    each step runs in its own process (runs launched by ``serve``'s daemon, Celery workers) it
-    is that stage's own peak; in one process running every step (``screenalytics run``) it is
-    the peak of the steps run so far."""
+    (``getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux), taken at the end of the stage. A run
+    of the embedded default (``screenalytics run``, or launched by ``serve``'s daemon) executes
+    its steps one after another in one process, so this is the run's peak up to and including
+    this stage (the first stage's is its own); on the cluster a step runs in a Celery worker's
+    pool process, which outlives the step, so it is that process's peak so far."""
     overrides = run_overrides(settings, config, name)
     context.add_output_metadata({
         "runtime_s": round(seconds, 3),
