@@ -47,9 +47,9 @@ def test_person_errors_against_the_truth():
 def test_a_season_through_serve(tmp_path):
     """``benchmarks/season.py --episodes 2`` through serve: both episodes in the season table,
     each computed once, absent cast members at 0 s, per-person errors within the tolerance, no
-    process or temporary folder left behind. Took 175 s on the shared 2-core machine at a load
-    average of 6-13 (build 6 s, serve start 25 s, facebank 19 s, uploads to season table 112 s,
-    stop 8 s)."""
+    process or temporary folder left behind. On the shared 2-core machine it took 104 s at a load
+    average of 2-5 (build 5 s, serve start 12 s, facebank 12 s, uploads to season table 63 s,
+    stop 6 s) and 175 s at 6-13."""
     out = tmp_path / "season.json"
     cmd = [sys.executable, str(REPO / "benchmarks" / "season.py"), "--episodes", "2",
            "--minutes", str(MINUTES), "--profile", "balanced", "--timeout", "900",
