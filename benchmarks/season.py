@@ -497,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)})
     for name in ("SCREENALYTICS_DATA_ROOT", "DAGSTER_HOME", "SCREENALYTICS_SETTINGS"):
         os.environ.pop(name, None)
-    # SIGTERM stops everything as Ctrl-C does (the finally blocks stop the processes)
+    # Ctrl-C (also when started with SIGINT ignored, as a script's background job is) and
+    # SIGTERM raise KeyboardInterrupt: the finally blocks stop every process started
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
