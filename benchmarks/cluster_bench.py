@@ -18,11 +18,13 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,10 +57,12 @@ def child_serial(videos: list[str]) -> dict:
 
 
 class Sampler(threading.Thread):
-    """Samples every 0.5 s: resident memory of each worker's process group, Postgres
-    connections to the cluster's database."""
+    """Samples every 0.5 s: resident memory of each named process and its descendants (e.g. a
+    worker's process group, or ``screenalytics serve`` with its daemon and run workers), and,
+    with ``pg_url``, the Postgres connections to database ``db``."""
 
-    def __init__(self, pids: dict[str, int], pg_url: str, db: str) -> None:
+    def __init__(self, pids: dict[str, int], pg_url: str | None = None,
+                 db: str | None = None) -> None:
         super().__init__(daemon=True)
         self.pids, self.pg_url, self.db = pids, pg_url, db
         self.rss_mb = {name: 0.0 for name in pids}
@@ -67,25 +71,70 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         import psutil
-        import psycopg2
 
-        conn = psycopg2.connect(self.pg_url.replace("+psycopg2", "").rsplit("/", 1)[0] + "/postgres")
-        conn.autocommit = True
-        while not self.stop.is_set():
-            for name, pid in self.pids.items():
-                try:
-                    root = psutil.Process(pid)
-                    procs = [root, *root.children(recursive=True)]
-                    rss = sum(p.memory_info().rss for p in procs) / 2**20
-                    self.rss_mb[name] = max(self.rss_mb[name], rss)
-                except psutil.Error:
-                    pass
-            with conn.cursor() as cur:
-                # the sampler's own connection is to another database
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (self.db,))
-                self.pg_peak = max(self.pg_peak, cur.fetchone()[0])
-            self.stop.wait(0.5)
-        conn.close()
+        conn = None
+        if self.pg_url:
+            import psycopg2
+
+            conn = psycopg2.connect(self.pg_url.replace("+psycopg2", "").rsplit("/", 1)[0]
+                                    + "/postgres")
+            conn.autocommit = True
+        try:
+            while not self.stop.is_set():
+                for name, pid in self.pids.items():
+                    try:
+                        root = psutil.Process(pid)
+                        procs = [root, *root.children(recursive=True)]
+                        rss = sum(p.memory_info().rss for p in procs) / 2**20
+                        self.rss_mb[name] = max(self.rss_mb[name], rss)
+                    except psutil.Error:
+                        pass
+                if conn is not None:
+                    with conn.cursor() as cur:
+                        # the sampler's own connection is to another database
+                        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                    (self.db,))
+                        self.pg_peak = max(self.pg_peak, cur.fetchone()[0])
+                self.stop.wait(0.5)
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+@contextmanager
+def local_cluster(workers: int, extra_env: dict[str, str] | None = None, keep: bool = False):
+    """A local cluster (``LocalCluster``, docs/deploy.md) of ``workers`` Celery workers on its
+    own Postgres database, RabbitMQ vhost, Redis key prefix and moto S3 bucket, in a fresh data
+    root. While it runs, this process's environment is the cluster's (``cluster env``) plus
+    ``extra_env`` (set before the processes start, so they see it too). Yields
+    ``(ClusterState, Services, data root)``; afterwards every process is stopped, the services'
+    database, vhost and keys dropped, the environment restored and the data root removed
+    (unless ``keep``)."""
+    from screenalytics_assets.cluster.local import LocalCluster
+    from tests.cluster_support import cluster_services
+    from tests.s3_server import FAKE_AWS_ENV, moto_server, new_bucket
+
+    saved = dict(os.environ)
+    root = Path(tempfile.mkdtemp(prefix=f"bench-cluster{workers}-"))
+    try:
+        with cluster_services("sabench") as services, moto_server() as endpoint:
+            os.environ.update({**FAKE_AWS_ENV, **services.env(), "STORAGE_BACKEND": "s3",
+                               "SCREENALYTICS_S3_ENDPOINT_URL": endpoint,
+                               "SCREENALYTICS_DATA_ROOT": str(root / "data"),
+                               **(extra_env or {})})
+            os.environ["SCREENALYTICS_S3_BUCKET"] = new_bucket(endpoint)
+            cluster = LocalCluster(root / "data")
+            st = cluster.up(workers=workers, key_prefix=services.key_prefix)
+            try:
+                os.environ.update(cluster.environment())
+                yield st, services, root / "data"
+            finally:
+                cluster.down()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def cluster_season(workers: int, videos: list[Path]) -> dict:
@@ -94,56 +143,38 @@ def cluster_season(workers: int, videos: list[Path]) -> dict:
 
     from resources.facebank import add_photos
     from screenalytics_assets.backfill import submit_season_backfill
-    from screenalytics_assets.cluster.local import LocalCluster
     from screenalytics_assets.definitions import FACEBANK_JOB, build_definitions
     from screenalytics_assets.partitions import register_episode, register_show
-    from tests.cluster_support import cluster_services, wait_backfill
-    from tests.s3_server import FAKE_AWS_ENV, moto_server, new_bucket
+    from tests.cluster_support import wait_backfill
     from tests.synthetic import facebank_photos
 
-    saved = dict(os.environ)
-    root = Path(tempfile.mkdtemp(prefix=f"bench-cluster{workers}-"))
-    try:
-        with cluster_services("sabench") as services, moto_server() as endpoint:
-            os.environ.update({**FAKE_AWS_ENV, **services.env(), "STORAGE_BACKEND": "s3",
-                               "SCREENALYTICS_S3_ENDPOINT_URL": endpoint,
-                               "SCREENALYTICS_DATA_ROOT": str(root / "data")})
-            os.environ["SCREENALYTICS_S3_BUCKET"] = new_bucket(endpoint)
-            cluster = LocalCluster(root / "data")
-            st = cluster.up(workers=workers, key_prefix=services.key_prefix)
-            try:
-                os.environ.update(cluster.environment())
-                instance = DagsterInstance.get()
-                defs = build_definitions()
-                store = defs.resources["storage"].store()
-                for i, video in enumerate(videos, 1):
-                    store.put_video(f"{SHOW}-s01e{i:02d}", video)
-                    register_episode(instance, f"{SHOW}-s01e{i:02d}")
-                for cast_id, photos in facebank_photos(FACES).items():
-                    add_photos(store, SHOW, cast_id, photos)
-                register_show(instance, SHOW)
-                defs.resolve_job_def(FACEBANK_JOB).execute_in_process(
-                    instance=instance, partition_key=SHOW)
-                sampler = Sampler({n: st.pids[n] for n in st.pids if n.startswith("worker")},
-                                  services.pg_url, services.name)
-                sampler.start()
-                t0 = time.perf_counter()
-                bf = submit_season_backfill(instance, defs, SHOW, 1, include_rollup=False)
-                done = wait_backfill(instance, bf.backfill_id, timeout_s=3600)
-                wall = time.perf_counter() - t0
-                sampler.stop.set()
-                sampler.join()
-                records = instance.get_run_records(
-                    filters=RunsFilter(tags={"dagster/backfill": bf.backfill_id}))
-                span = max(r.end_time for r in records) - min(r.start_time for r in records)
-                return {"wall_s": wall, "span_s": span, "status": done.status.value,
-                        "runs": len(records), "worker_rss_mb": sampler.rss_mb,
-                        "pg_peak": sampler.pg_peak}
-            finally:
-                cluster.down()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with local_cluster(workers) as (st, services, _):
+        instance = DagsterInstance.get()
+        defs = build_definitions()
+        store = defs.resources["storage"].store()
+        for i, video in enumerate(videos, 1):
+            store.put_video(f"{SHOW}-s01e{i:02d}", video)
+            register_episode(instance, f"{SHOW}-s01e{i:02d}")
+        for cast_id, photos in facebank_photos(FACES).items():
+            add_photos(store, SHOW, cast_id, photos)
+        register_show(instance, SHOW)
+        defs.resolve_job_def(FACEBANK_JOB).execute_in_process(
+            instance=instance, partition_key=SHOW)
+        sampler = Sampler({n: st.pids[n] for n in st.pids if n.startswith("worker")},
+                          services.pg_url, services.name)
+        sampler.start()
+        t0 = time.perf_counter()
+        bf = submit_season_backfill(instance, defs, SHOW, 1, include_rollup=False)
+        done = wait_backfill(instance, bf.backfill_id, timeout_s=3600)
+        wall = time.perf_counter() - t0
+        sampler.stop.set()
+        sampler.join()
+        records = instance.get_run_records(
+            filters=RunsFilter(tags={"dagster/backfill": bf.backfill_id}))
+        span = max(r.end_time for r in records) - min(r.start_time for r in records)
+        return {"wall_s": wall, "span_s": span, "status": done.status.value,
+                "runs": len(records), "worker_rss_mb": sampler.rss_mb,
+                "pg_peak": sampler.pg_peak}
 
 
 def main() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import time
 from contextlib import contextmanager
 from typing import Any
@@ -111,10 +112,17 @@ def timed():
 def stage_metadata(context: AssetExecutionContext, settings: Settings, name: str,
                    used: dict[str, Any], config: StageConfig, seconds: float,
                    **extra: Any) -> None:
-    """Attach the metadata every stage reports: runtime, settings used and overrides."""
+    """Attach the metadata every stage reports: runtime, settings used and overrides, and
+    ``peak_rss_mb``: the peak resident memory (MiB) of the process so far
+    (``getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux), taken at the end of the stage. A run
+    of the embedded default (``screenalytics run``, or launched by ``serve``'s daemon) executes
+    its steps one after another in one process, so this is the run's peak up to and including
+    this stage (the first stage's is its own); on the cluster a step runs in a Celery worker's
+    pool process, which outlives the step, so it is that process's peak so far."""
     overrides = run_overrides(settings, config, name)
     context.add_output_metadata({
         "runtime_s": round(seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "settings_used": MetadataValue.json(used),
         "run_overrides": MetadataValue.json(overrides),
         **extra,
