@@ -216,8 +216,6 @@ def _materialize(args, ep_id, settings, overrides, storage, instance,
     had_video = store.exists(store.video_key(ep_id))
     defs = build_definitions(settings, storage=storage)
     console = Console(stderr=True)
-    console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
-                  f"{settings.model_pack}, video {store.uri(store.video_key(ep_id))}")
     if args.facebank:
         register_show(instance, show)
         console.print(f"facebank {show}: " + ", ".join(f"{c} ({n})" for c, n in added.items()))
@@ -226,7 +224,9 @@ def _materialize(args, ep_id, settings, overrides, storage, instance,
     # same folder (`screenalytics serve`) leaves a file alone for its first seconds and then
     # waits while the episode's run is in progress, so it does not run the episode a second time.
     if args.video:
-        store.put_video(ep_id, args.video)
+        store.put_video(ep_id, args.video)  # a read-only or full data root fails here, first
+    console.print(f"[bold]{ep_id}[/]: profile {settings.profile}, model pack "
+                  f"{settings.model_pack}, video {store.uri(store.video_key(ep_id))}")
     new_partition = register_episode(instance, ep_id)
     observe_video(instance, store, ep_id)
     ensure_edits_observed(instance, store, ep_id)

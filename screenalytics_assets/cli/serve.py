@@ -70,9 +70,7 @@ def register(sub) -> None:
     p.add_argument("--profile", help="settings profile: fast, balanced (default), accurate")
     p.add_argument("--no-sensors", action="store_true",
                    help="start with the upload and automation sensors stopped")
-    p.add_argument("--verbose", action="store_true",
-                   help="log at DEBUG: every Dagster event of every run, the daemon's ticks "
-                        "(default: INFO)")
+    # --verbose (add_common_args): DEBUG, every Dagster event of every run and the daemon's ticks
     p.add_argument("--sensor-interval", type=int, metavar="SECONDS",
                    help="least time between two evaluations of each sensor (default 30, or "
                         "$SCREENALYTICS_SENSOR_INTERVAL_S)")
