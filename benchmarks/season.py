@@ -282,6 +282,7 @@ def collect(instance, store, episodes: dict, season: str, t0: float, rec) -> dic
     from dagster import RunsFilter
 
     from resources.integrity import load_artifact
+    from tests.long_episode import seconds_after_review
 
     show, _ = season.rsplit("-s", 1)
     season_doc = json.loads(store.get(store.season_key(show, SEASON, "season_screentime.json")))
@@ -294,6 +295,10 @@ def collect(instance, store, episodes: dict, season: str, t0: float, rec) -> dic
                     for c in truth["cast"]}
         errors = person_errors(truth, report.cast_seconds())
         table_errors = person_errors(truth, in_table)
+        # one click per item of the review queue: each needs_review identity linked to its
+        # first suggestion
+        reviewed = person_errors(truth, seconds_after_review(
+            report, load_artifact(store, ep, "cast_links")))
         records = instance.get_run_records(filters=RunsFilter(tags={"dagster/partition": ep}))
         per_episode[ep] = {
             "video_s": truth["duration_s"], "runs": len(records),
@@ -302,6 +307,7 @@ def collect(instance, store, episodes: dict, season: str, t0: float, rec) -> dic
             "errors": errors, "summary": error_summary(errors),
             "season_table_errors": table_errors, "season_table_summary":
                 error_summary(table_errors),
+            "errors_after_review": reviewed, "summary_after_review": error_summary(reviewed),
             "unknown_s": round(sum(p.seconds for p in report.people if not p.cast_id), 3)}
     twice = {ep: e["stages"]["detections"]["materializations"] for ep, e in per_episode.items()
              if e["stages"]["detections"]["materializations"] != 1}

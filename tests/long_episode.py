@@ -490,6 +490,22 @@ def build_long_episode(faces_dir: Path, out_dir: Path, minutes: float = 20.0,
 
 
 # ---------------------------------------------------------------------------- face boxes
+def seconds_after_review(report, links) -> dict[str, float]:
+    """Seconds per cast member once every identity that cast linking left ``needs_review`` is
+    linked to its first suggestion (one click per item of the review queue): the automatic
+    names of ``report`` (a ``ScreenTimeReport``) plus, per identity of ``links`` (``CastLinks``)
+    marked ``needs_review``, its seconds under its first suggestion. Identities of one person are
+    never on screen together, so their seconds add up."""
+    pending = {i.identity_id: i.suggestions[0]["cast_id"] for i in links.reviewed()
+               if i.needs_review and not i.cast_id and i.suggestions}
+    out = dict(report.cast_seconds())
+    for person in report.people:
+        if person.identity_id in pending:
+            cast_id = pending[person.identity_id]
+            out[cast_id] = out.get(cast_id, 0.0) + person.seconds
+    return out
+
+
 def measure_face_boxes(faces_dir: Path, model_root: Path, pack: str = "ci_pack") -> dict:
     """Find the face in every ``ref_*`` photo as the facebank does (``core.facebank.photo_face``:
     SCRFD at 640, 320 and 160 px, the largest face kept) and return the document stored in

@@ -259,7 +259,7 @@ def test_killed_worker_step_is_redelivered_to_another(world, capsys):
     assert len(names) == len(set(names))
     expected = {f for asset in EPISODE_ASSETS for f in CODECS[asset].files}
     assert expected <= set(names), expected - set(names)
-    assert all(n.endswith((".json", ".jsonl", ".npy", ".csv", ".png", ".jpg")) for n in names), names
+    assert all(n.endswith((".json", ".jsonl", ".npy", ".zip", ".csv", ".png", ".jpg")) for n in names), names
     for asset in EPISODE_ASSETS:
         CODECS[asset].load(lambda f: world.store.read_file(ep_id, f))
 
