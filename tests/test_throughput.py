@@ -390,6 +390,19 @@ def test_faces_cut_in_the_detection_pass_are_the_faces_decoded_again(tmp_path):
     assert CropCache.open(writer.path) is None
 
 
+def test_a_discarded_crop_cache_commits_nothing(tmp_path):
+    """A pass that meets a frame it cannot crop (an odd frame size) discards its cache; the
+    detections asset's commit afterwards leaves no cache and raises nothing."""
+    from screenalytics_assets.core.detection_crops import CropCache, CropWriter
+
+    writer = CropWriter(tmp_path / "crops" / "odd-s01e01.u8")
+    writer.add(np.zeros((1, 112, 112, 3), np.uint8), np.zeros((1, 4), np.float32))
+    writer.discard()
+    writer.commit()
+    assert CropCache.open(writer.path) is None
+    assert not list((tmp_path / "crops").iterdir())
+
+
 def test_cli_starts_without_dagster_models_or_scientific_libraries():
     code = ("import sys; from screenalytics_assets.cli import build_parser; build_parser(); "
             "heavy = [m for m in ('dagster', 'onnxruntime', 'insightface', 'sklearn', 'pandas', "

@@ -82,7 +82,10 @@ class CropWriter:
         self.rows += len(crops)
 
     def commit(self) -> None:
-        """Close the file and move it into place, replacing an earlier pass's cache."""
+        """Close the file and move it into place, replacing an earlier pass's cache; nothing
+        after :meth:`discard` (a pass that met a frame it could not crop leaves no cache)."""
+        if self._file.closed:
+            return
         self._file.close()
         boxes = np.concatenate(self._boxes) if self._boxes else np.zeros((0, 4), np.float32)
         bbox_tmp = self._tmp.with_suffix(".bbox.npy")
