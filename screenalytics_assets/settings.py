@@ -27,7 +27,7 @@ DEFAULT_MODEL_PACK = "buffalo_l"
 ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
     "detections": ("model_pack", "stride", "min_detection_fps", "fps", "det_thresh", "det_size",
                    "scene_threshold", "min_scene_len_s"),
-    "tracks": ("track_thresh", "match_thresh", "track_buffer"),
+    "tracks": ("track_thresh", "match_thresh", "track_buffer", "low_score_track_s"),
     "faces": ("max_samples_per_track", "save_crops", "thumb_size", "jpeg_quality"),
     "embeddings": ("model_pack",),
     "identities": ("cluster_thresh", "min_identity_sim", "min_track_faces", "stitch_gap_s",
@@ -41,7 +41,7 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
 #: Per-asset code revision: bump it when an asset's algorithm changes its output.
 CODE_REVISIONS: dict[str, str] = {
     "detections": "3",
-    "tracks": "3",
+    "tracks": "4",
     "faces": "3",  # 2: aligned faces stored JPEG-coded (faces_aligned.zip); 3: spread samples
     "embeddings": "1",
     "identities": "2",
@@ -165,6 +165,8 @@ SCHEMA: dict[str, SettingSpec] = {
     "track_thresh": SettingSpec(float, 0, 1, "score that starts a track", lo_open=True),
     "match_thresh": SettingSpec(float, 0, 1, "minimum IoU to match a track"),
     "track_buffer": SettingSpec(int, 0, 3000, "frames (at 30 fps) a lost track is kept"),
+    "low_score_track_s": SettingSpec(float, 0, 60, "seconds a chain of low-score detections "
+                                     "must last to become a track (0: never)"),
     "max_samples_per_track": SettingSpec(int, 1, 1000, "faces embedded per track"),
     "save_crops": SettingSpec(bool, help="write JPEG face crops and thumbnails"),
     "thumb_size": SettingSpec(int, 16, 1024, "thumbnail side in pixels"),

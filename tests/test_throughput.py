@@ -248,6 +248,38 @@ def test_leading_frames_join_a_fast_face_across_a_missed_detection():
     assert len(found) == 1 and found[0].start_frame == 0 and len(found[0]) == n
 
 
+def test_a_face_scored_low_for_a_whole_second_becomes_a_track_and_a_flicker_does_not():
+    """ByteTrack starts tracks only from scores >= track_thresh. A face the detector scores
+    0.3-0.57 for a whole shot (a 40-px face of the long known-answer episode, seed 0, shot 8: 6.9 s
+    lost) becomes a track when its low-score chain lasts low_score_track_s, detected on half its
+    frames or more; a 0.5-s flicker, a sparse chain and a second box on a tracked face do not."""
+    fps = 30.0
+    stride = 2
+    steady = _one_face(np.arange(0, 60, stride), fps)  # 2 s, every processed frame
+    steady.score[:] = 0.45
+    flicker = _one_face(np.arange(0, 15, stride), fps)  # 0.5 s, elsewhere in the frame
+    flicker.bbox[:, [1, 3]] += 300
+    flicker.score[:] = 0.45
+    sparse = _one_face(np.arange(0, 60, 6 * stride), fps)  # 2 s, one processed frame in 6
+    sparse.bbox[:, [1, 3]] += 600
+    sparse.score[:] = 0.45
+    tracked = _one_face(np.arange(0, 60, stride), fps)  # a tracked face and a second box on it
+    tracked.bbox[:, [0, 2]] += 400
+    second = _one_face(np.arange(0, 60, stride), fps)
+    second.bbox[:, [0, 2]] += 404
+    second.score[:] = 0.4
+    dets = Detections.concat([steady, flicker, sparse, tracked, second])
+    params = TrackingParams(track_thresh=0.6, low_score_track_s=1.0)
+    found = track_detections(dets, fps, params, stride=stride)
+    assert len(found) == 2  # the tracked face, and the steady low-score face
+    low = [t for t in found if t.score.max() < 0.6]
+    assert len(low) == 1 and len(low[0]) == len(steady)
+    assert low[0].bbox[0].tolist() == steady.bbox[0].tolist()
+    # 0 keeps ByteTrack's rule: low scores alone start nothing
+    off = track_detections(dets, fps, TrackingParams(track_thresh=0.6), stride=stride)
+    assert [t.score.max() >= 0.6 for t in off] == [True]
+
+
 def test_batched_recognizer_matches_one_by_one_and_keeps_its_dimension():
     """ci_pack_mbf has a dynamic batch: batches give the embeddings of one-by-one calls; its
     vectors are 128-d, ci_pack's 512-d."""

@@ -124,7 +124,8 @@ def tracks_asset(settings: Settings) -> AssetsDefinition:
         with timed() as t:
             found = track_detections(detections.detections, detections.video.fps, TrackingParams(
                 track_thresh=s["track_thresh"], match_thresh=s["match_thresh"],
-                track_buffer=s["track_buffer"]), stride=detections.stride)
+                track_buffer=s["track_buffer"], low_score_track_s=s["low_score_track_s"]),
+                stride=detections.stride)
         result = TrackSet(detections.video, detections.stride, detections.shots, found)
         lengths = [len(tr) for tr in found]
         stage_metadata(

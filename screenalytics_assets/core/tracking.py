@@ -26,12 +26,17 @@ class TrackingParams:
             scaled by ``trackers`` to the real frame rate).
         min_consecutive_frames: matched frames before a track gets an id; 1 keeps a face's first
             frame in its track.
+        low_score_track_s: a chain of detections under ``track_thresh`` that continues no track
+            becomes a track of its own when it lasts at least this many seconds, detected on at
+            least :data:`LOW_SCORE_DENSITY` of the processed frames it spans (see
+            :func:`_promote_persistent`); 0 drops them all, as ByteTrack does.
     """
 
     track_thresh: float = 0.6
     match_thresh: float = 0.1
     track_buffer: int = 30
     min_consecutive_frames: int = 1
+    low_score_track_s: float = 0.0
 
 
 #: The per-face columns of a track (its rows of the detections table).
@@ -137,9 +142,11 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
 
     Returns:
         Tracks sorted by (start frame, shot, first detection), with ids 0..T-1. Every detection
-        the tracker keeps belongs to exactly one track. Detections under ``track_thresh`` never
-        start a track: they continue one (ByteTrack's second association, and
-        :func:`_continue_with_low_scores` where the motion model lost the face), or are dropped.
+        the tracker keeps belongs to exactly one track. Detections under ``track_thresh``
+        continue a track (ByteTrack's second association, and
+        :func:`_continue_with_low_scores` where the motion model lost the face), make one of
+        their own when they persist for ``params.low_score_track_s`` (:func:`_promote_persistent`),
+        or are dropped.
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -182,8 +189,9 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
         low += [r for r in pending if dets.score[r] < params.track_thresh]
         pending = unassigned
     low += [r for r in pending if dets.score[r] < params.track_thresh]
-    _continue_with_low_scores(dets, members, low, params.track_buffer / 30.0,
-                              params.match_thresh)
+    left = _continue_with_low_scores(dets, members, low, params.track_buffer / 30.0,
+                                     params.match_thresh)
+    _promote_persistent(dets, members, left, params.low_score_track_s, rate)
     groups = sorted(members.items(), key=lambda kv: (dets.frame_idx[kv[1][0]], kv[0][0], kv[1][0]))
     tracks = []
     for track_id, ((shot_id, _), rows) in enumerate(groups):
@@ -193,9 +201,10 @@ def track_detections(dets: Detections, fps: float, params: TrackingParams = Trac
 
 
 def _continue_with_low_scores(dets: Detections, members: dict[tuple[int, int], list[int]],
-                              low: list[int], max_gap_s: float, min_iou: float) -> None:
+                              low: list[int], max_gap_s: float, min_iou: float
+                              ) -> list[list[int]]:
     """Give tracks the low-score detections that continue them where ByteTrack's motion model
-    lost the face (updates ``members`` in place).
+    lost the face (updates ``members`` in place); return the tracklets that continue no track.
 
     ByteTrack's second association matches a low-score detection only to a lost track's Kalman
     prediction; a face that slides out of the frame (scores fall under ``track_thresh``), is missed
@@ -206,22 +215,74 @@ def _continue_with_low_scores(dets: Detections, members: dict[tuple[int, int], l
     same shot whose last box it overlaps (IoU >= ``min_iou``), starting at most ``max_gap_s``
     after the track's end, or whose first box it overlaps, ending at most ``max_gap_s`` before its
     start (a face entering cut by the edge); the nearest in time wins. ``max_gap_s`` is how long
-    ByteTrack keeps a lost track (``track_buffer`` frames at 30 fps). A tracklet that continues no
-    track is dropped, as ByteTrack drops unmatched low-score detections.
+    ByteTrack keeps a lost track (``track_buffer`` frames at 30 fps). The tracklets that continue
+    no track are left over (ByteTrack drops unmatched low-score detections; see
+    :func:`_promote_persistent`).
     """
-    if not low or not members:
-        return
+    if not low:
+        return []
     by_shot: dict[int, list[int]] = {}
     for r in sorted(set(low), key=lambda r: (int(dets.frame_idx[r]), r)):
         by_shot.setdefault(int(dets.shot_id[r]), []).append(r)
     keys_by_shot: dict[int, list[tuple[int, int]]] = {}
     for key in members:
         keys_by_shot.setdefault(key[0], []).append(key)
+    left: list[list[int]] = []
     for shot, rows in by_shot.items():
+        tracklets = _chain(dets, rows, max_gap_s, min_iou)
         keys = keys_by_shot.get(shot, [])
-        if keys:
-            _attach_tracklets(dets, members, keys, _chain(dets, rows, max_gap_s, min_iou),
-                              max_gap_s, min_iou)
+        left += _attach_tracklets(dets, members, keys, tracklets, max_gap_s, min_iou) \
+            if keys else tracklets
+    return left
+
+
+#: Share of the processed frames a low-score tracklet spans on which it must be detected to
+#: become a track (:func:`_promote_persistent`): a face the detector scores low is still found on
+#: most frames (a 40-px face of the known-answer episodes: 59 % at stride 2), a flicker is not.
+LOW_SCORE_DENSITY = 0.5
+
+#: IoU with a track's box in the same frame above which a low-score detection is taken for a
+#: second box on a face already tracked, and its tracklet is not promoted.
+DUPLICATE_IOU = 0.3
+
+
+def _promote_persistent(dets: Detections, members: dict[tuple[int, int], list[int]],
+                        tracklets: list[list[int]], min_s: float, rate: float) -> None:
+    """Make tracks of the low-score tracklets that persist (updates ``members`` in place).
+
+    ByteTrack starts tracks only from detections at or above ``track_thresh``: a face the
+    detector never scores that high (small, blurred, in profile; SCRFD-500M scores some 40-px
+    faces 0.3-0.57 for a whole shot) gets no track, and its seconds are lost. A false detection
+    rarely persists in one place, so a tracklet (:func:`_chain`) that lasts at least ``min_s``
+    seconds, detected on at least :data:`LOW_SCORE_DENSITY` of the processed frames it spans,
+    and is not a second box on a tracked face (:data:`DUPLICATE_IOU`), becomes a track: the
+    confirmation of a tentative track by consecutive hits of SORT-style trackers (Wojke et al.,
+    "Simple Online and Realtime Tracking with a Deep Association Metric", ICIP 2017: ``n_init``),
+    asked here of a whole second instead of three frames because the scores are low. Own code:
+    ``trackers`` confirms tracks only from high-score detections.
+
+    Args:
+        dets: the detections table. members: ``(shot, track key) -> rows`` of the tracks.
+        tracklets: rows of the low-score tracklets that continue no track, each in frame order.
+        min_s: seconds a tracklet must last (its first detection's ts to its last one's end);
+            <= 0 promotes none. rate: processed frames per second.
+    """
+    if min_s <= 0:
+        return
+    by_frame: dict[int, list[int]] = {}
+    for rows in members.values():
+        for r in rows:
+            by_frame.setdefault(int(dets.frame_idx[r]), []).append(r)
+    promoted = 0
+    for tl in sorted(tracklets, key=lambda tl: (int(dets.frame_idx[tl[0]]), tl[0])):
+        span = float(dets.ts[tl[-1]] + dets.dur[tl[-1]] - dets.ts[tl[0]])
+        if span + 1e-6 < min_s or len(tl) < LOW_SCORE_DENSITY * span * rate:
+            continue
+        if any(float(_box_iou(dets.bbox[[r]], dets.bbox[by_frame[f]]).max()) >= DUPLICATE_IOU
+               for r in tl if (f := int(dets.frame_idx[r])) in by_frame):
+            continue
+        promoted += 1
+        members[int(dets.shot_id[tl[0]]), -promoted] = list(tl)
 
 
 def _chain(dets: Detections, rows: list[int], max_gap_s: float, min_iou: float
@@ -250,9 +311,9 @@ def _chain(dets: Detections, rows: list[int], max_gap_s: float, min_iou: float
 
 def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]],
                       keys: list[tuple[int, int]], tracklets: list[list[int]], max_gap_s: float,
-                      min_iou: float) -> None:
+                      min_iou: float) -> list[list[int]]:
     """Give each tracklet to the track of ``keys`` it continues best (see
-    :func:`_continue_with_low_scores`).
+    :func:`_continue_with_low_scores`); return what continues no track.
 
     A tracklet may run on past a track's first frame (or start before its last one): the face's
     low-score leading frames chain on into the frames where the track already holds it and the
@@ -266,6 +327,7 @@ def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]
     """
     frame = dets.frame_idx
     queue = [list(tl) for tl in tracklets]
+    left: list[list[int]] = []
     while queue:
         tl = queue.pop(0)
         best = None
@@ -286,13 +348,15 @@ def _attach_tracklets(dets: Detections, members: dict[tuple[int, int], list[int]
                     if best is None or cand[:2] < best[:2]:
                         best = cand
         if best is None:
-            continue  # continues no track: dropped, as ByteTrack drops unmatched detections
+            left.append(tl)  # continues no track
+            continue
         key, part = best[2], best[3]
         members[key] = sorted(members[key] + part, key=lambda r: int(frame[r]))
         attached = set(part)
         rest = [r for r in tl if r not in attached]
         if rest:
             queue.append(rest)
+    return left
 
 
 #: Rows of a tracklet's end that its speed is measured over (:func:`_extrapolated_box`).
