@@ -96,7 +96,11 @@ def store(tmp_path):
         VideoInfo(10.0, 40, 4.0, 64, 64, "1/10", 0), 2, [Shot(0, 0, 39, 0.0, 4.0)], tracks)))
     write_artifact(store, EP, "identities", CODECS["identities"].dump(IdentitySet(
         [Identity(i, [i], 1, 0.4) for i in range(3)], np.eye(3, 8, dtype=np.float32), {})))
-    vectors = np.stack([_near(0.0, 1), _near(1.0, 2), _near(0.55, 3)])
+    from screenalytics_assets.settings import load_settings
+
+    # identity 2 just outside the clustering threshold of the app's pack, inside the window
+    close = load_settings(model_pack="ci_pack")["cluster_thresh"] + MERGE_WINDOW / 2
+    vectors = np.stack([_near(0.0, 1), _near(1.0, 2), _near(close, 3)])
     write_artifact(store, EP, "embeddings", CODECS["embeddings"].dump(FaceEmbeddings(
         np.arange(3), np.arange(3), vectors, "ci_pack")))
     ranked = [{"cast_id": "x", "score": 0.41}, {"cast_id": "y", "score": 0.38}]
