@@ -56,15 +56,22 @@ def test_row_selection_keeps_every_column():
     assert len(FaceRows.empty()) == 0 and FaceRows.empty().landmarks.shape == (0, 5, 2)
 
 
-def test_one_codec_round_trips_and_rounds():
+@pytest.mark.parametrize("chunk", [4096, 3])
+def test_one_codec_round_trips_and_rounds(chunk, monkeypatch):
+    """Rows are converted a chunk at a time (so a long episode's table is never all Python
+    objects at once); a chunk boundary inside the table changes nothing."""
+    import screenalytics_assets.core.rows as rows_module
+
+    monkeypatch.setattr(rows_module, "DECODE_CHUNK", chunk)
     r = _rows(4, dur=np.full(4, 1 / 3), det_index=np.arange(4))
     names = ("frame_idx", "ts", "pts", "det_index", "dur", "bbox", "score", "landmarks")
-    recs = encode_rows(r, names, {"det_index": "det_id"})
+    recs = list(encode_rows(r, names, {"det_index": "det_id"}))
+    assert len(recs) == 4 and recs[3]["det_id"] == 3
     assert list(recs[0]) == ["frame_idx", "ts", "pts", "det_id", "dur", "bbox", "score",
                              "landmarks"]
     assert recs[1]["score"] == 0.9123 and recs[1]["dur"] == 0.333333
-    back = decode_rows(json.loads(json.dumps(recs)), names, {"det_index": "det_id"})
-    assert back.det_index.tolist() == [0, 1, 2, 3]
+    back = decode_rows(iter(json.loads(json.dumps(recs))), names, {"det_index": "det_id"})
+    assert back.det_index.tolist() == [0, 1, 2, 3] and back.landmarks.shape == (4, 5, 2)
     np.testing.assert_allclose(back.bbox, r.bbox, atol=0.005)
     assert len(decode_rows([], names)) == 0
 

@@ -15,7 +15,7 @@ import os
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,13 +247,20 @@ def _r(x: float, nd: int = 4) -> float:
     return round(float(x), nd)
 
 
-def jsonl_bytes(rows: list[dict]) -> bytes:
-    """Rows as JSON Lines (UTF-8, one object per line)."""
+def jsonl_bytes(rows: Iterable[dict]) -> bytes:
+    """Rows (any iterable, read once) as JSON Lines (UTF-8, one object per line)."""
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
 
 
 def read_jsonl(data: bytes) -> list[dict]:
-    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+    return list(iter_jsonl(data))
+
+
+def iter_jsonl(data: bytes) -> Iterator[dict]:
+    """The records of JSON Lines ``data``, one at a time (blank lines skipped)."""
+    for line in io.BytesIO(data):
+        if line.strip():
+            yield json.loads(line)
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -287,8 +294,8 @@ DET_ID = {"det_index": "det_id"}
 
 
 def dump_detections(scan: EpisodeScan) -> dict[str, bytes]:
-    rows = [{"det_id": i, **r}
-            for i, r in enumerate(encode_rows(scan.detections, DETECTION_COLUMNS))]
+    rows = ({"det_id": i, **r}
+            for i, r in enumerate(encode_rows(scan.detections, DETECTION_COLUMNS)))
     meta = {"video": scan.video.to_dict(), "stride": scan.stride,
             "frames_processed": scan.frames_processed, "shots": [s.to_dict() for s in scan.shots]}
     return {"detections.jsonl": jsonl_bytes(rows), "shots.json": json_bytes(meta)}
@@ -296,7 +303,7 @@ def dump_detections(scan: EpisodeScan) -> dict[str, bytes]:
 
 def load_detections(read: Reader) -> EpisodeScan:
     meta = json.loads(read("shots.json"))
-    dets = decode_rows(read_jsonl(read("detections.jsonl")), DETECTION_COLUMNS)
+    dets = decode_rows(iter_jsonl(read("detections.jsonl")), DETECTION_COLUMNS)
     return EpisodeScan(VideoInfo(**meta["video"]), meta["stride"], meta["frames_processed"],
                        [Shot(**s) for s in meta["shots"]], dets)
 
@@ -318,15 +325,13 @@ class TrackSet:
 
 
 def dump_tracks(ts: TrackSet) -> dict[str, bytes]:
-    rows = []
-    for t in ts.tracks:
-        rows.append({
-            "track_id": t.track_id, "shot_id": t.shot_id,
-            "start_frame": t.start_frame, "end_frame": t.end_frame,
-            "start_ts": _r(t.ts[0], 6), "end_ts": _r(t.ts[-1] + t.dur[-1], 6),
-            "n_frames": len(t),
-            "frames": encode_rows(t.rows, TRACK_FRAME_COLUMNS, DET_ID),
-        })
+    rows = ({
+        "track_id": t.track_id, "shot_id": t.shot_id,
+        "start_frame": t.start_frame, "end_frame": t.end_frame,
+        "start_ts": _r(t.ts[0], 6), "end_ts": _r(t.ts[-1] + t.dur[-1], 6),
+        "n_frames": len(t),
+        "frames": list(encode_rows(t.rows, TRACK_FRAME_COLUMNS, DET_ID)),
+    } for t in ts.tracks)  # one track's rows at a time
     meta = {"video": ts.video.to_dict(), "stride": ts.stride,
             "shots": [s.to_dict() for s in ts.shots], "n_tracks": len(ts.tracks)}
     return {"tracks.jsonl": jsonl_bytes(rows), "tracks_meta.json": json_bytes(meta)}
@@ -336,7 +341,7 @@ def load_tracks(read: Reader) -> TrackSet:
     meta = json.loads(read("tracks_meta.json"))
     tracks = [Track(r["track_id"], r["shot_id"],
                     decode_rows(r["frames"], TRACK_FRAME_COLUMNS, DET_ID))
-              for r in read_jsonl(read("tracks.jsonl"))]
+              for r in iter_jsonl(read("tracks.jsonl"))]
     return TrackSet(VideoInfo(**meta["video"]), meta["stride"],
                     [Shot(**s) for s in meta["shots"]], tracks)
 
