@@ -62,7 +62,7 @@ def test_one_codec_round_trips_and_rounds(chunk, monkeypatch):
     objects at once); a chunk boundary inside the table changes nothing."""
     import screenalytics_assets.core.rows as rows_module
 
-    monkeypatch.setattr(rows_module, "DECODE_CHUNK", chunk)
+    monkeypatch.setattr(rows_module, "CHUNK_ROWS", chunk)
     r = _rows(4, dur=np.full(4, 1 / 3), det_index=np.arange(4))
     names = ("frame_idx", "ts", "pts", "det_index", "dur", "bbox", "score", "landmarks")
     recs = list(encode_rows(r, names, {"det_index": "det_id"}))

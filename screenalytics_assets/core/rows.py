@@ -143,7 +143,7 @@ class FaceRows:
 
 # ------------------------------------------------------------------------------------ codec
 #: Rows :func:`encode_rows` and :func:`decode_rows` convert at a time.
-DECODE_CHUNK = 4096
+CHUNK_ROWS = 4096
 
 
 def encode_rows(rows: FaceRows, names: tuple[str, ...], rename: dict[str, str] | None = None
@@ -154,8 +154,8 @@ def encode_rows(rows: FaceRows, names: tuple[str, ...], rename: dict[str, str] |
     detections of a 20-minute episode: about 100 MiB)."""
     rename = rename or {}
     cols = [(rename.get(n, n), COLUMNS[n], getattr(rows, n)) for n in names]
-    for start in range(0, len(rows), DECODE_CHUNK):
-        chunk = [(key, col, values[start:start + DECODE_CHUNK].tolist())
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = [(key, col, values[start:start + CHUNK_ROWS].tolist())
                  for key, col, values in cols]
         for i in range(len(chunk[0][2])):
             yield {key: _rounded(values[i], col.digits) for key, col, values in chunk}
@@ -164,7 +164,7 @@ def encode_rows(rows: FaceRows, names: tuple[str, ...], rename: dict[str, str] |
 def decode_rows(records: Iterable[dict], names: tuple[str, ...],
                 rename: dict[str, str] | None = None) -> FaceRows:
     """The inverse of :func:`encode_rows`: a FaceRows with the columns ``names`` read from the
-    keys (``rename``) of ``records`` (any iterable, read once, :data:`DECODE_CHUNK` records at a
+    keys (``rename``) of ``records`` (any iterable, read once, :data:`CHUNK_ROWS` records at a
     time, so memory use is the arrays and one chunk of records)."""
     rename = rename or {}
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -178,7 +178,7 @@ def decode_rows(records: Iterable[dict], names: tuple[str, ...],
 
     for record in records:
         chunk.append(record)
-        if len(chunk) >= DECODE_CHUNK:
+        if len(chunk) >= CHUNK_ROWS:
             flush()
     if chunk:
         flush()
