@@ -164,7 +164,9 @@ def test_review_merge(review):
     # each figure is stored rounded to 1 ms, so a sum of two may be off by up to 1 ms
     assert row.seconds == pytest.approx(row_of(before, lin.identity_id).seconds
                                         + row_of(before, other.identity_id).seconds, abs=2e-3)
-    assert after.cast_seconds()[LIN] == pytest.approx(row.seconds, abs=1e-3)
+    # Lin may have other identities too (the stage shot): his total grows by the merged seconds
+    assert after.cast_seconds()[LIN] == pytest.approx(
+        before.cast_seconds()[LIN] + row_of(before, other.identity_id).seconds, abs=2e-3)
 
 
 def _span(run, track_id: int) -> tuple[int, int]:
@@ -192,17 +194,15 @@ def test_review_move_track(review):
 @pytest.mark.slow
 def test_review_delete_track(review):
     run, links, before = review
-    frontal = frontal_track(run)
-    lin = identity_of(links, frontal)
-    assert len(lin.track_ids) >= 2  # the stage shot and the frontal shot
-    stage = next(t for t in lin.track_ids if t != frontal)
-    after = edit(run, "delete_track", track=stage)
-    row = row_of(after, lin.identity_id)
-    assert row.n_tracks == len(lin.track_ids) - 1
-    assert row.seconds == pytest.approx(seconds_of(run, [frontal]), abs=1e-3)
-    assert row.seconds < row_of(before, lin.identity_id).seconds
+    ident = next(i for i in links.reviewed() if len(i.track_ids) >= 2)
+    first, *rest = ident.track_ids  # track ids follow first appearance
+    after = edit(run, "delete_track", track=first)
+    row = row_of(after, ident.identity_id)
+    assert row.n_tracks == len(ident.track_ids) - 1
+    assert row.seconds == pytest.approx(seconds_of(run, rest), abs=1e-3)
+    assert row.seconds < row_of(before, ident.identity_id).seconds
     tracks = run.load("tracks")
-    assert row.first_ts == pytest.approx(tracks.tracks[frontal].ts[0], abs=1e-3)
+    assert row.first_ts == pytest.approx(min(tracks.tracks[t].ts[0] for t in rest), abs=1e-3)
 
 
 @pytest.mark.slow
@@ -221,24 +221,27 @@ def test_review_link(review):
 @pytest.mark.slow
 def test_review_link_is_many_to_one_but_never_for_people_on_screen_together(review):
     run, links, before = review
-    lin = identity_of(links, frontal_track(run))
     spans = {t.track_id: (t.start_frame, t.end_frame) for t in run.load("tracks").tracks}
 
     def together(a, b) -> bool:  # to pick the identities; the link edits are checked below
         return on_screen_together(a.track_ids, b.track_ids, spans)
 
-    unlinked = [i for i in links.reviewed() if i.cast_id is None]
-    apart = next(i for i in unlinked if not together(i, lin))
+    reviewed = links.reviewed()
+    unlinked = [i for i in reviewed if i.cast_id is None]
+    # an identity of Lin (the stage shot, with Alex beside him), an unlinked identity never on
+    # screen with it, and another identity on screen with Lin but not with that one
+    lin, apart, beside = next(
+        (lin, a, b) for lin in reviewed if lin.cast_id == LIN
+        for a in unlinked if not together(a, lin)
+        for b in reviewed if b.identity_id != lin.identity_id and together(b, lin)
+        and not together(b, a))
     # a second identity of Lin, never on screen with the first: both are Lin
     after = edit(run, "link", identity=apart.identity_id, cast_id=LIN)
     assert row_of(after, apart.identity_id).cast_id == LIN
     assert row_of(after, lin.identity_id).cast_id == LIN
     assert after.cast_seconds()[LIN] == pytest.approx(
-        row_of(before, lin.identity_id).seconds + row_of(before, apart.identity_id).seconds,
-        abs=1e-3)
+        before.cast_seconds()[LIN] + row_of(before, apart.identity_id).seconds, abs=2e-3)
     # an identity on screen with the first Lin takes Lin from it (two people at once)
-    beside = next(i for i in links.reviewed() if i.identity_id != lin.identity_id
-                  and together(i, lin) and not together(i, apart))
     after = edit(run, "link", identity=beside.identity_id, cast_id=LIN)
     assert row_of(after, beside.identity_id).cast_id == LIN
     assert row_of(after, lin.identity_id).cast_id is None
@@ -253,7 +256,9 @@ def test_review_unlink(review):
     assert row_of(after, lin.identity_id).cast_id is None
     assert row_of(after, lin.identity_id).seconds == pytest.approx(
         row_of(before, lin.identity_id).seconds)
-    assert after.cast_seconds()[LIN] == 0
+    # what Lin keeps is his other identities' time (the stage shot), if any
+    assert after.cast_seconds().get(LIN, 0.0) == pytest.approx(
+        before.cast_seconds()[LIN] - row_of(before, lin.identity_id).seconds, abs=2e-3)
 
 
 @pytest.mark.slow
