@@ -114,9 +114,12 @@ def test_hamilton_segments_thumbnails_and_ui_metadata(hamilton_run):
     md = inst.get_latest_materialization_event(
         AssetKey("screentime")).asset_materialization.metadata
     assert md["chart"].value.startswith("![screen time](data:image/png;base64,")
-    for p in report.people:
-        assert md[f"seconds: {p.label}"].value == pytest.approx(p.seconds, abs=1e-3)
-        assert isinstance(md[f"seconds: {p.label}"].value, float)
+    per_label: dict[str, float] = {}
+    for p in report.people:  # a cast member's identities (Lin: stage and frontal) add up
+        per_label[p.label] = per_label.get(p.label, 0.0) + p.seconds
+    for label, seconds in per_label.items():
+        assert md[f"seconds: {label}"].value == pytest.approx(seconds, abs=2e-3)
+        assert isinstance(md[f"seconds: {label}"].value, float)
     records = md["screen_time"].value.records
     assert [r.data["person"] for r in records] == [p.label for p in report.people]
     assert all(r.data["person"] and "nan" not in json.dumps(r.data) for r in records)
