@@ -44,3 +44,20 @@ def test_show_prints_the_table_and_the_numbered_edits(cli_env, capsys):
     assert f"{EP}: removed the last edit, #2 (merge)" in capsys.readouterr().out
     assert main(["review", EP, "show", "--json"]) == 0
     assert [e["op"] for e in json.loads(capsys.readouterr().out)["edits"]] == ["rename"]
+
+
+def test_the_table_ends_with_each_cast_members_total_over_their_identities(capsys):
+    """A cast member may hold several identities (frontal and profile shots clustered apart):
+    the printed report adds them up per person, and names the cast members not on screen."""
+    from screenalytics_assets.cli.run import print_report
+    from screenalytics_assets.core.artifacts import ScreenTimeReport
+    from screenalytics_assets.core.screentime import PersonTime
+
+    people = [PersonTime(0, "lin", 4.304, 1, 2.7, 7.0, [(2.7, 7.0)]),
+              PersonTime(1, "obama", 2.135, 1, 7.0, 9.1, [(7.0, 9.1)]),
+              PersonTime(2, "lin", 0.667, 1, 0.0, 0.667, [(0.0, 0.667)]),
+              PersonTime(3, None, 1.5, 1, 3.0, 4.5, [(3.0, 4.5)])]
+    print_report(ScreenTimeReport("show-s01e01", 30.0, 9.2, people, ["biden", "lin", "obama"]))
+    out = capsys.readouterr().out
+    assert "cast on screen: lin 4.97 s (2 identities), obama 2.13 s" in out
+    assert "cast not on screen: biden" in out

@@ -412,6 +412,17 @@ def print_report(report) -> None:
                       str(row["n_tracks"]), f"{row['first_ts']:.2f}", f"{row['last_ts']:.2f}")
     console = Console(width=110)
     console.print(table)
+    # a cast member may hold several identities (split rather than mixed): the totals per person
+    identities: dict[str, int] = {}
+    for row in report.rows():
+        if row["cast_id"]:
+            identities[row["cast_id"]] = identities.get(row["cast_id"], 0) + 1
+    on_screen = sorted(((c, sec) for c, sec in report.cast_seconds().items() if sec > 0),
+                       key=lambda kv: (-kv[1], kv[0]))
+    if on_screen:
+        console.print("cast on screen: " + ", ".join(
+            f"{c} {sec:.2f} s" + (f" ({identities[c]} identities)" if identities.get(c, 1) > 1
+                                  else "") for c, sec in on_screen))
     absent = [c for c, sec in report.cast_seconds().items() if sec == 0]
     if absent:
         console.print(f"cast not on screen: {', '.join(absent)}")
