@@ -25,7 +25,7 @@ defaults are why ``serve`` filters:
 * every minute the daemon replaces its code server by a fresh one (that reload is what brings a
   settings edit in); the old one stops being sent heartbeats and, after its 20 s heartbeat TTL
   (``DAEMON_GRPC_SERVER_HEARTBEAT_TTL`` in dagster's daemon controller), exits logging the
-  WARNING "No heartbeat received in 20 seconds, shutting down" (``dagster/_grpc/server.py``): the
+  WARNING "No heartbeat received in 20 seconds, shutting down" (Dagster's gRPC server): the
   normal end of a replaced code server, not a crash. It is the code server's only warning, so
   ``--code-server-log-level error`` avoids it; errors still show.
 """
