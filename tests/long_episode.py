@@ -489,7 +489,6 @@ def build_long_episode(faces_dir: Path, out_dir: Path, minutes: float = 20.0,
     return LongEpisode.load(out_dir, faces_dir)
 
 
-# ---------------------------------------------------------------------------- face boxes
 def seconds_after_review(report, links) -> dict[str, float]:
     """Seconds per cast member once every identity that cast linking left ``needs_review`` is
     linked to its first suggestion (one click per item of the review queue): the automatic
@@ -506,6 +505,7 @@ def seconds_after_review(report, links) -> dict[str, float]:
     return out
 
 
+# ---------------------------------------------------------------------------- face boxes
 def measure_face_boxes(faces_dir: Path, model_root: Path, pack: str = "ci_pack") -> dict:
     """Find the face in every ``ref_*`` photo as the facebank does (``core.facebank.photo_face``:
     SCRFD at 640, 320 and 160 px, the largest face kept) and return the document stored in

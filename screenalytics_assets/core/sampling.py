@@ -215,8 +215,9 @@ def extract_faces(
     files: dict[str, bytes] = {}
     cached = cache.matches(samples.det_index, samples.bbox) \
         if cache is not None and not save_crops else np.zeros(len(samples), bool)
-    for i in np.flatnonzero(cached):
-        aligned[i] = cache.crop(samples.det_index[i])
+    hits = np.flatnonzero(cached)
+    for i, crop in zip(hits, cache.crops(samples.det_index[hits]) if len(hits) else ()):
+        aligned[i] = crop
     by_pts: dict[int, list[int]] = {}
     for i, p in enumerate(samples.pts):
         if not cached[i]:

@@ -229,10 +229,8 @@ def _continue_with_low_scores(dets: Detections, members: dict[tuple[int, int], l
         keys_by_shot.setdefault(key[0], []).append(key)
     left: list[list[int]] = []
     for shot, rows in by_shot.items():
-        tracklets = _chain(dets, rows, max_gap_s, min_iou)
-        keys = keys_by_shot.get(shot, [])
-        left += _attach_tracklets(dets, members, keys, tracklets, max_gap_s, min_iou) \
-            if keys else tracklets
+        left += _attach_tracklets(dets, members, keys_by_shot.get(shot, []),
+                                  _chain(dets, rows, max_gap_s, min_iou), max_gap_s, min_iou)
     return left
 
 
