@@ -335,9 +335,9 @@ def run_cli(video: Path, pack: str, profile: str, device: str) -> dict:
     fb = _child("facebank", env, str(root), pack, profile)
     if fb["failed_checks"]:
         print(f"      ({profile}: facebank check failed: {', '.join(fb['failed_checks'])})")
-    cmd = [sys.executable, "-c", "import sys; from screenalytics_assets.cli import main; "
-           "sys.exit(main(sys.argv[1:]))", "run", str(video), "--ep-id", EP_ID,
-           "--profile", profile]
+    cmd = [sys.executable, "-c", "import sys; from screenalytics_assets.cli import console_main; "
+           "sys.exit(console_main())", "run", str(video), "--ep-id", EP_ID,
+           "--profile", profile]  # as the `screenalytics` console script runs it
     # run under a fresh probe process, so that the peak RSS it reports is this run's own
     try:
         probe = _child("rss", env, json.dumps(cmd))

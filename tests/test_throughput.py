@@ -447,6 +447,29 @@ def test_cli_starts_without_dagster_models_or_scientific_libraries():
     assert "run" in help_text and "facebank" in help_text
 
 
+def test_only_the_console_script_freezes_what_it_loaded(monkeypatch, capsys):
+    """The console script's process exits after its command, so it exempts what it loaded from
+    the garbage collector (the full collections of a run's exit); ``main`` called inside a
+    longer-lived process, as here, leaves every object collectable."""
+    import gc
+
+    from screenalytics_assets import cli
+    from screenalytics_assets.cli import common
+
+    bad = ["run", "--ep-id", "Not An Ep Id!"]  # refused before anything is loaded or written
+    gc.unfreeze()
+    try:
+        assert cli.main(bad) == 2
+        assert gc.get_freeze_count() == 0
+        monkeypatch.setattr(common, "PROCESS_EXITS_AFTER_COMMAND", False)
+        monkeypatch.setattr(sys, "argv", ["screenalytics", *bad])
+        assert cli.console_main() == 2
+        assert common.PROCESS_EXITS_AFTER_COMMAND and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert "error:" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
     "alex-lacamoire's far shot (a 24-px face in shot 0) is found at fast but scores 0.25 "

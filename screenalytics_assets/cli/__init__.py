@@ -34,8 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def console_main() -> int:
+    """Entry point of the ``screenalytics`` console script (and ``python -m
+    screenalytics_assets.cli``): :func:`main` in a process that exits when it returns, which
+    lets the command freeze what it loaded (:func:`common.freeze_loaded_objects`)."""
+    common.PROCESS_EXITS_AFTER_COMMAND = True
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``screenalytics`` console script; returns the exit status."""
+    """Run one ``screenalytics`` command with ``argv`` (default: the process's arguments);
+    returns the exit status."""
     args = build_parser().parse_args(argv)
     common.VERBOSE = bool(getattr(args, "verbose", False))
     try:
@@ -52,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        # the process exits next: its full collections need not scan what it loaded
+        common.freeze_loaded_objects()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import os
 import shutil
 import sys
@@ -27,6 +28,12 @@ VERBOSE_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 #: Set by ``screenalytics ... --verbose``: print Dagster's log and stack traces as well.
 VERBOSE = False
+
+#: Set by the console script (:func:`screenalytics_assets.cli.console_main`): the process exits
+#: when its command returns, so what it has loaded may be frozen (:func:`freeze_loaded_objects`).
+#: Left False where :func:`~screenalytics_assets.cli.main` is called inside a longer-lived
+#: process (tests, other programs), whose objects must stay collectable.
+PROCESS_EXITS_AFTER_COMMAND = False
 
 #: Folder under the data root holding the full log of every failed CLI run, ``{run_id}.log``.
 RUN_LOGS = "logs"
@@ -246,13 +253,34 @@ def check_port(host: str, port: int) -> None:
                                      "another --host or --port") from None
 
 
+def freeze_loaded_objects() -> None:
+    """Exempt every object alive now from later garbage collections (:func:`gc.freeze`).
+
+    A CLI process that runs assets holds about 390,000 long-lived objects once Dagster, ONNX
+    Runtime, InsightFace, the models and the definitions are loaded; none of them becomes garbage,
+    yet CPython's generational collector re-scans all of them at every full collection: 7-9 times
+    during a run of the Hamilton clip, and again at interpreter exit. Frozen, they sit in the
+    permanent generation, which collections skip; cyclic garbage made later is still collected.
+    Measured on 2 cores: the exit after a run goes from 0.9-1.4 s to 0.15 s. This is the use
+    the ``gc`` module's documentation gives for :func:`gc.freeze` (objects that live for the whole
+    process); cyclic garbage among frozen objects is never freed, so this does nothing unless
+    the process exits after its command (:data:`PROCESS_EXITS_AFTER_COMMAND`).
+    """
+    if PROCESS_EXITS_AFTER_COMMAND:
+        gc.freeze()
+
+
 def execute(job, instance: "DagsterInstance", ep_id: str, selection: list["AssetKey"] | None,
             run_config: dict | None = None):
-    """Run ``job`` for one partition in this process; raise RunFailedError with the step error."""
+    """Run ``job`` for one partition in this process; raise RunFailedError with the step error.
+
+    What is loaded by then (Dagster, the models, the definitions) is frozen out of the garbage
+    collector's scans first (:func:`freeze_loaded_objects`)."""
     from dagster import DagsterEventType
 
     from ..daemon import user_message
 
+    freeze_loaded_objects()
     run_config = {**(run_config or {}), **(VERBOSE_LOGS if VERBOSE else QUIET_LOGS)}
     quiet = nullcontext() if VERBOSE else redirect_stderr(_DropEventLogWriteErrors(sys.stderr))
     try:
