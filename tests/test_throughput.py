@@ -470,6 +470,28 @@ def test_only_the_console_script_freezes_what_it_loaded(monkeypatch, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+def test_the_progress_bar_samples_at_most_ten_times_a_second_and_shows_the_end():
+    """Assets report every frame; the CLI's bar passes rich a sample at most every 0.1 s per
+    stage (rich sums its samples for each speed), and always the last one."""
+    import io
+
+    from rich.console import Console
+
+    from screenalytics_assets.cli.run import _live_progress
+
+    bar = _live_progress(Console(file=io.StringIO()))
+    updates = []
+    update = bar.progress.update
+    bar.progress.update = lambda task, **kw: (updates.append(kw["completed"]), update(task, **kw))
+    start = time.monotonic()
+    for done in range(1, 2001):
+        bar.sink("detections", done, 2000)
+    elapsed = time.monotonic() - start
+    assert updates[-1] == 2000
+    assert len(updates) <= 2 + elapsed / _live_progress.UPDATE_EVERY_S
+    assert bar.progress.tasks[bar.tasks["detections"]].completed == 2000
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
     "alex-lacamoire's far shot (a 24-px face in shot 0) is found at fast but scores 0.25 "
