@@ -13,7 +13,7 @@ import numpy as np
 from .detection_crops import CropWriter
 from .parallel import ordered_map
 from .rows import FaceRows
-from .sampling import ALIGNED_SIZE, align_face_i420
+from .sampling import align_faces_i420
 from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
 from .video import PREFETCH_FRAMES, Prefetcher, VideoInfo, iter_frames, probe_video
 
@@ -201,7 +201,7 @@ def scan_episode(
             sessions, see ``resources.models``); 1 runs them on the caller's thread.
         crops: where to append the ArcFace-aligned crop of every detection, in the detections
             table's row order, cut from the full-size frame in the same worker call as the
-            detection (:func:`.sampling.align_face_i420`; see :mod:`.detection_crops`). The
+            detection (:func:`.sampling.align_faces_i420`; see :mod:`.detection_crops`). The
             caller commits or discards it.
 
     Raises:
@@ -226,8 +226,7 @@ def scan_episode(
         bbox, kps = bbox * np.tile(to_full, 2), kps * to_full
         aligned = None
         if crops is not None and frame.planes is not None:
-            aligned = np.stack([align_face_i420(frame.planes, lm) for lm in kps]) if len(kps) \
-                else np.zeros((0, ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
+            aligned = align_faces_i420(frame.planes, kps)
         return bbox, score, kps, aligned
 
     # Cuts are found in the decode thread, so that the stride restarts at every shot.

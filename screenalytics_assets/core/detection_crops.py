@@ -2,7 +2,7 @@
 decode the episode a second time.
 
 The detection pass has each processed frame decoded at full size anyway; aligning its faces there
-(:func:`.sampling.align_face_i420`, converting only the pixels a crop reads) costs a fraction of
+(:func:`.sampling.align_faces_i420`, one conversion of the frame for all its faces) costs a fraction of
 decoding the sampled frames again, which for an episode whose tracks cover most of it means
 decoding nearly every frame twice. The crops are a local cache, not an artifact: a raw file under
 the storage's spool folder, one row per row of the detections table, beside the boxes they were
