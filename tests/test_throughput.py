@@ -424,8 +424,8 @@ def test_faces_cut_in_the_detection_pass_are_the_faces_decoded_again(tmp_path):
 
 
 def test_a_discarded_crop_cache_commits_nothing(tmp_path):
-    """A pass that meets a frame it cannot crop (an odd frame size) discards its cache; the
-    detections asset's commit afterwards leaves no cache and raises nothing."""
+    """A pass that fails (e.g. on a truncated video) discards its cache; a commit afterwards
+    leaves no cache and raises nothing."""
     from screenalytics_assets.core.detection_crops import CropCache, CropWriter
 
     writer = CropWriter(tmp_path / "crops" / "odd-s01e01.u8")

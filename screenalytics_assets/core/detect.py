@@ -13,7 +13,7 @@ import numpy as np
 from .detection_crops import CropWriter
 from .parallel import ordered_map
 from .rows import FaceRows
-from .sampling import align_faces_i420
+from .sampling import align_faces
 from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
 from .video import PREFETCH_FRAMES, Prefetcher, VideoInfo, iter_frames, probe_video
 
@@ -201,7 +201,7 @@ def scan_episode(
             sessions, see ``resources.models``); 1 runs them on the caller's thread.
         crops: where to append the ArcFace-aligned crop of every detection, in the detections
             table's row order, cut from the full-size frame in the same worker call as the
-            detection (:func:`.sampling.align_faces_i420`; see :mod:`.detection_crops`). The
+            detection (:func:`.sampling.align_faces`; see :mod:`.detection_crops`). The
             caller commits or discards it.
 
     Raises:
@@ -224,14 +224,12 @@ def scan_episode(
             return None
         bbox, score, kps = detect_faces(detector, frame.image, det_input, det_thresh)
         bbox, kps = bbox * np.tile(to_full, 2), kps * to_full
-        aligned = None
-        if crops is not None and frame.planes is not None:
-            aligned = align_faces_i420(frame.planes, kps)
+        aligned = align_faces(frame.full, kps) if crops is not None else None
         return bbox, score, kps, aligned
 
     # Cuts are found in the decode thread, so that the stride restarts at every shot.
     with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed,
-                                        keep_planes=crops is not None),
+                                        keep_full=crops is not None),
                     PREFETCH_FRAMES) as frames:
         for frame, found in ordered_map(detect, frames, workers):
             frame_ts.append(frame.ts)
@@ -239,11 +237,7 @@ def scan_episode(
                 processed += 1
                 bbox, score, kps, aligned = found
                 if crops is not None:
-                    if aligned is None:  # a frame that could not be cropped: no cache at all
-                        crops.discard()
-                        crops = None
-                    else:
-                        crops.add(aligned, bbox)
+                    crops.add(aligned, bbox)
                 n = len(score)
                 cols["frame_idx"].append(np.full(n, frame.frame_idx, np.int64))
                 cols["ts"].append(np.full(n, frame.ts, np.float64))

@@ -2,13 +2,13 @@
 decode the episode a second time.
 
 The detection pass has each processed frame decoded at full size anyway; aligning its faces there
-(:func:`.sampling.align_faces_i420`, one conversion of the frame for all its faces) costs a fraction of
+(:func:`.sampling.align_faces`, on the full-size frame the decode thread converts once) costs a fraction of
 decoding the sampled frames again, which for an episode whose tracks cover most of it means
 decoding nearly every frame twice. The crops are a local cache, not an artifact: a raw file under
 the storage's spool folder, one row per row of the detections table, beside the boxes they were
 cut at. The faces stage takes a sample's crop from it only when the row's box is the sample's box
 (so a cache left by another detection pass is never used), and decodes the frames of the samples
-it lacks (a run on another machine, a stride or an odd frame size the pass could not crop).
+it lacks (a run on another machine, or a pass that failed and left no cache).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class CropWriter:
 
     def commit(self) -> None:
         """Close the file and move it into place, replacing an earlier pass's cache; nothing
-        after :meth:`discard` (a pass that met a frame it could not crop leaves no cache)."""
+        after :meth:`discard` (a pass that failed, e.g. on a truncated video, leaves no cache)."""
         if self._file.closed:
             return
         self._file.close()

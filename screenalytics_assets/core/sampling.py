@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from typing import TYPE_CHECKING
 
@@ -11,7 +10,7 @@ import cv2
 import numpy as np
 
 from .rows import FaceRows
-from .video import bgr_converter, read_frames_at
+from .video import read_frames_at
 
 if TYPE_CHECKING:  # tracking imports the detection pass, which aligns faces with this module
     from .detection_crops import CropCache
@@ -34,54 +33,20 @@ def align_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         return norm_crop(image, landmarks, image_size=ALIGNED_SIZE)
 
 
-_CONVERTERS = threading.local()
-
-
-def i420_to_bgr(planes: np.ndarray) -> np.ndarray:
-    """BGR uint8 [H, W, 3] of a frame's I420 planes (uint8 [H * 3 / 2, W]: Y [H, W], then U and V
-    [H/2, W/2] each; H, W even), converted by libswscale through PyAV as a decoded frame is, so
-    the pixels are the same as ``VideoFrame.to_ndarray(format="bgr24")`` on that frame. One
-    conversion context per thread (:func:`.video.bgr_converter`): 0.44 ms for a 720p frame."""
-    import av
-
-    convert = getattr(_CONVERTERS, "convert", None)
-    if convert is None:
-        convert = _CONVERTERS.convert = bgr_converter()
-    return convert(av.VideoFrame.from_ndarray(planes, format="yuv420p"))
-
-
-def align_faces_i420(frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """:func:`align_face` of every face of a frame given as its I420 planes: the frame is
-    converted to BGR once (:func:`i420_to_bgr`, the same pixels as decoding it to BGR), then each
-    face is warped out of it (InsightFace's ``estimate_norm`` and ``cv2.warpAffine``, black
-    outside the frame).
-
-    Why the whole frame: converting only the region each crop reads needs a new libswscale
-    context per region size, which costs 0.35-0.55 ms a face on 2 cores; a kept context converts
-    a whole 720p frame in 0.44 ms, so a frame of audience faces costs one conversion instead of
-    one per face.
+def align_faces(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """:func:`align_face` of every face of one frame.
 
     Args:
-        frame: uint8 [H * 3 / 2, W]: the Y plane [H, W] then U and V [H/2, W/2] each, as PyAV's
-            ``VideoFrame.to_ndarray(format="yuv420p")`` gives them (H, W even).
+        image: BGR uint8 [H, W, 3], the full-size frame.
         landmarks: float [N, 5, 2] px in that frame (InsightFace order).
 
     Returns:
         uint8 [N, 112, 112, 3] BGR.
     """
-    from insightface.utils.face_align import estimate_norm
-
     landmarks = np.asarray(landmarks, np.float32).reshape(-1, 5, 2)
     out = np.zeros((len(landmarks), ALIGNED_SIZE, ALIGNED_SIZE, 3), np.uint8)
-    if not len(landmarks):
-        return out
-    image = i420_to_bgr(frame)
     for i, lm in enumerate(landmarks):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*estimate.*deprecated",
-                                    category=FutureWarning)
-            m = estimate_norm(lm, ALIGNED_SIZE)
-        out[i] = cv2.warpAffine(image, m, (ALIGNED_SIZE, ALIGNED_SIZE), borderValue=0.0)
+        out[i] = align_face(image, lm)
     return out
 
 

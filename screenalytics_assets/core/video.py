@@ -83,8 +83,9 @@ class DecodedFrame:
         image: BGR uint8 [H, W, 3] on processed frames (every ``stride``-th), else ``None``; the
             full frame, or the frame scaled to the ``image_size`` asked of :func:`iter_frames`.
         small: BGR uint8 [h, SCENE_WIDTH, 3] downscaled copy for shot-cut detection, every frame.
-        planes: the full frame's I420 planes, uint8 [H * 3 / 2, W] (Y, then U and V), on
-            processed frames when :func:`iter_frames` is asked to keep them, else ``None``.
+        full: the full-size frame, BGR uint8 [H, W, 3], on processed frames when
+            :func:`iter_frames` is asked to keep it, else ``None``; the same pixels as
+            :func:`read_frames_at` gives for that frame.
     """
 
     frame_idx: int
@@ -92,17 +93,7 @@ class DecodedFrame:
     pts: int
     image: np.ndarray | None
     small: np.ndarray
-    planes: np.ndarray | None = None
-
-
-def _i420(frame: av.VideoFrame) -> np.ndarray | None:
-    """uint8 [H * 3 / 2, W]: the frame's Y, U and V planes (converted to I420 when the stream has
-    another pixel format); None for an odd frame size, which I420 cannot hold."""
-    if frame.width % 2 or frame.height % 2:
-        return None
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
-    return frame.to_ndarray(format="yuv420p")
+    full: np.ndarray | None = None
 
 
 def _check_file(path: Path) -> None:
@@ -260,7 +251,7 @@ def iter_frames(
     path: str | os.PathLike, info: VideoInfo, stride: int = 1,
     image_size: tuple[int, int] | None = None,
     new_shot: Callable[[int, np.ndarray], bool] | None = None,
-    keep_planes: bool = False,
+    keep_full: bool = False,
 ) -> Iterator[DecodedFrame]:
     """Decode every frame once, in order; convert every ``stride``-th to a BGR image.
 
@@ -289,9 +280,12 @@ def iter_frames(
         new_shot: called as ``new_shot(frame_idx, small)`` on every frame, in order, before the
             frame is converted; returns True when a new shot starts at this frame (e.g.
             :meth:`.shots.ShotCutDetector.feed`).
-        keep_planes: also give processed frames their full-size I420 planes
-            (``DecodedFrame.planes``, a copy of the decoded picture: no conversion), so that faces
-            can be cut out at full resolution from the frame scaled for the detector.
+        keep_full: also give processed frames their full-size BGR image (``DecodedFrame.full``),
+            so that faces can be cut out at full resolution from the frame scaled for the
+            detector. It is converted here, in the decode thread, rather than where the faces are
+            cut: large arrays allocated and freed in the detector's worker threads made glibc's
+            per-thread heaps grow with the length of the video (measured: 380 MiB -> 1 GiB
+            over the 2.4-minute benchmark input at ``balanced``).
 
     Raises:
         VideoError: the stream breaks off while decoding, or ends well before the number of frames
@@ -306,7 +300,7 @@ def iter_frames(
     path = Path(path)
     container, stream = _open(path)
     stream.thread_type = "AUTO"
-    to_image, to_small = bgr_converter(), bgr_converter()
+    to_image, to_small, to_full = bgr_converter(), bgr_converter(), bgr_converter()
     n = 0
     phase = 0  # the frame the stride counts from: 0, or the start of the current shot
     try:
@@ -324,8 +318,10 @@ def iter_frames(
                     image = None
                 else:
                     image = scaled if scaled is not None else to_image(frame, **size)
-                planes = _i420(frame) if keep_planes and image is not None else None
-                yield DecodedFrame(n, info.pts_to_ts(pts), int(pts), image, small, planes)
+                full = None
+                if keep_full and image is not None:
+                    full = image if image_size is None else to_full(frame)
+                yield DecodedFrame(n, info.pts_to_ts(pts), int(pts), image, small, full)
                 n += 1
         except av.error.FFmpegError as exc:
             raise VideoError(
