@@ -68,10 +68,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-#: What a run imports before its first step (Dagster, InsightFace and ONNX Runtime, the asset
-#: definitions): about a second and a half of start-up, spent while the video is checked.
-RUN_IMPORTS = ("dagster", "resources.models", "insightface.model_zoo",
-               "screenalytics_assets.definitions")
+#: What a run imports before its first step (Dagster through the models resource, InsightFace
+#: and ONNX Runtime, the asset definitions): about a second and a half of start-up, spent while
+#: the video is checked.
+RUN_IMPORTS = ("resources.models", "insightface.model_zoo", "screenalytics_assets.definitions")
 
 
 def run(args) -> int:
