@@ -25,7 +25,6 @@ from ..core.review import edits_version, on_screen_together
 from ..core.screentime import Segment
 from ..partitions import (
     EPISODES_PARTITION,
-    SEASONS_PARTITION,
     parse_season_key,
     season_episodes,
     season_of,
