@@ -26,7 +26,7 @@ DEFAULT_MODEL_PACK = "buffalo_l"
 #: Keys each asset reads. ``model_pack`` is the recognizer/detector pack in use.
 ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
     "detections": ("model_pack", "stride", "min_detection_fps", "fps", "det_thresh", "det_size",
-                   "scene_threshold", "min_scene_len_s"),
+                   "scene_threshold", "min_scene_len_s", "refine_below_px"),
     "tracks": ("track_thresh", "match_thresh", "track_buffer", "low_score_track_s"),
     "faces": ("max_samples_per_track", "save_crops", "thumb_size", "jpeg_quality"),
     "embeddings": ("model_pack",),
@@ -40,7 +40,7 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
 
 #: Per-asset code revision: bump it when an asset's algorithm changes its output.
 CODE_REVISIONS: dict[str, str] = {
-    "detections": "3",
+    "detections": "4",  # 4: small faces' landmarks refined at full resolution
     "tracks": "4",
     "faces": "3",  # 2: aligned faces stored JPEG-coded (faces_aligned.zip); 3: spread samples
     "embeddings": "1",
@@ -162,6 +162,9 @@ SCHEMA: dict[str, SettingSpec] = {
     "scene_threshold": SettingSpec(float, 0, 255, "PySceneDetect content threshold",
                                    lo_open=True),
     "min_scene_len_s": SettingSpec(float, 0, 60, "shortest shot in seconds"),
+    "refine_below_px": SettingSpec(int, 0, 2048, "faces under this many pixels in the detector "
+                                   "input get their landmarks from the full-size frame (0: "
+                                   "never)"),
     "track_thresh": SettingSpec(float, 0, 1, "score that starts a track", lo_open=True),
     "match_thresh": SettingSpec(float, 0, 1, "minimum IoU to match a track"),
     "track_buffer": SettingSpec(int, 0, 3000, "frames (at 30 fps) a lost track is kept"),

@@ -143,6 +143,88 @@ def detect_faces(detector, image: np.ndarray, det_size: int | tuple[int, int],
             np.asarray(kps, np.float32).reshape(n, 5, 2))
 
 
+def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU float32 [M] of one xyxy box [4] with boxes [M, 4] (px).
+
+    The formula of ``supervision.box_iou_batch``, which the tracker uses; written out here
+    because importing supervision in the detection pass, the run's peak of memory, adds 70 MiB
+    of resident set (it is imported later, by the tracks stage)."""
+    x1 = np.maximum(boxes[:, 0], box[0])
+    y1 = np.maximum(boxes[:, 1], box[1])
+    x2 = np.minimum(boxes[:, 2], box[2])
+    y2 = np.minimum(boxes[:, 3], box[3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + (box[2] - box[0]) * (box[3] - box[1]) - inter
+    return (inter / np.maximum(union, 1e-9)).astype(np.float32)
+
+
+#: Side step (px) of the windows faces are detected again in, and the smallest window: a
+#: multiple of SCRFD's strides (8, 16, 32), and few distinct input shapes for ONNX Runtime.
+REFINE_WINDOW_STEP = 64
+
+
+def refine_landmarks(detector, frame: np.ndarray, bbox: np.ndarray, kps: np.ndarray,
+                     scale: float, below_px: float, det_thresh: float) -> np.ndarray:
+    """The landmarks of the small faces, found again at the frame's full resolution.
+
+    The detector sees the frame scaled down ``scale`` times, and its landmarks are only as
+    precise as the pixels it sees: at ``fast`` on 720p (a 480-px input), one input pixel is 2.7
+    frame pixels, more than a quarter of the distance between the eyes of a 24-px face. The faces are aligned for
+    recognition from these landmarks, so a small face aligned from coarse ones matches its
+    cast photo worse (on the Hamilton clip, alex-lacamoire's far shot: 0.26 at ``fast`` against
+    0.33 at its own scale; ``ci_pack`` links at 0.30). So every face whose box is under
+    ``below_px`` in the detector's input is detected again in a square window of the full-size
+    frame around it (three times its side, at least :data:`REFINE_WINDOW_STEP` px, rounded up
+    to that step; zeros beyond the frame's edge), at scale 1, and the landmarks of the face
+    found there that overlaps the first box most (IoU >= 0.5) replace the first ones. Boxes and
+    scores are kept, so tracking sees the same detections; a face not found again keeps its
+    landmarks. This is the coarse-to-fine cascade of MTCNN (Zhang et al., "Joint Face Detection
+    and Alignment using Multi-task Cascaded Convolutional Networks", IEEE SPL 2016), whose later
+    stages refine landmarks on crops at a finer scale.
+
+    Args:
+        detector: the detection model (see :func:`detect_faces`).
+        frame: BGR uint8 [H, W, 3], the full-size frame.
+        bbox: float32 [N, 4] px in ``frame``. kps: float32 [N, 5, 2] px in ``frame``.
+        scale: frame pixels per detector-input pixel (1 or less: nothing to refine).
+        below_px: faces whose longer box side is under this many detector-input pixels are
+            refined; 0 refines none.
+        det_thresh: the pass's minimum score. The face is looked for again at
+            ``min(det_thresh, 0.3)``: it was accepted already, and the window's context
+            scores it differently.
+
+    Returns:
+        float32 [N, 5, 2] px: a copy with the refined rows replaced (``kps`` itself when none).
+    """
+    if below_px <= 0 or scale <= 1.0 or not len(bbox):
+        return kps
+    side = np.maximum(bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1])
+    small = np.flatnonzero(side < below_px * scale)
+    if not len(small):
+        return kps
+    kps = kps.copy()
+    height, width = frame.shape[:2]
+    step = REFINE_WINDOW_STEP
+    for i in small:
+        win = int(-(-max(step, 3 * side[i]) // step) * step)
+        x0 = int(round((bbox[i, 0] + bbox[i, 2] - win) / 2))
+        y0 = int(round((bbox[i, 1] + bbox[i, 3] - win) / 2))
+        window = np.zeros((win, win, 3), np.uint8)
+        fx0, fy0 = max(0, x0), max(0, y0)
+        fx1, fy1 = min(width, x0 + win), min(height, y0 + win)
+        window[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0] = frame[fy0:fy1, fx0:fx1]
+        found, _, found_kps = detect_faces(detector, window, (win, win), min(det_thresh, 0.3))
+        if not len(found):
+            continue
+        found = found + np.array([x0, y0, x0, y0], np.float32)
+        iou = _iou_one(bbox[i], found)
+        best = int(np.argmax(iou))
+        if iou[best] >= 0.5:
+            kps[i] = found_kps[best] + np.array([x0, y0], np.float32)
+    return kps
+
+
 def coverage(frame_idx: np.ndarray, shot_id: np.ndarray, frame_ts: np.ndarray,
              shots: list[Shot], stride: int, fps: float) -> np.ndarray:
     """Seconds each processed frame stands for (float64 [N]).
@@ -177,6 +259,7 @@ def scan_episode(
     workers: int = 1,
     min_detection_fps: float = 0.0,
     crops: CropWriter | None = None,
+    refine_below_px: float = 0.0,
 ) -> EpisodeScan:
     """Decode the episode once; detect faces on every ``stride``-th frame and shot cuts on all.
 
@@ -203,6 +286,9 @@ def scan_episode(
             table's row order, cut from the full-size frame in the same worker call as the
             detection (:func:`.sampling.align_faces`; see :mod:`.detection_crops`). The
             caller commits or discards it.
+        refine_below_px: faces under this many pixels in the detector's input get their
+            landmarks from the full-size frame (:func:`refine_landmarks`); 0 keeps the
+            detector's.
 
     Raises:
         VideoError: unreadable, empty, truncated or audio-only video (see :mod:`.video`).
@@ -214,6 +300,7 @@ def scan_episode(
     # boxes and landmarks scaled back to full-frame pixels.
     fit = fitted_size(info.width, info.height, det_input)
     to_full = np.array([info.width / fit[0], info.height / fit[1]], np.float32)
+    refine = refine_below_px > 0 and float(to_full.max()) > 1.0
     cuts = ShotCutDetector(info.fps, scene_threshold, min_scene_len_s)
     frame_ts = array("d")
     cols: dict[str, list] = {k: [] for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")}
@@ -224,12 +311,15 @@ def scan_episode(
             return None
         bbox, score, kps = detect_faces(detector, frame.image, det_input, det_thresh)
         bbox, kps = bbox * np.tile(to_full, 2), kps * to_full
+        if refine:
+            kps = refine_landmarks(detector, frame.full, bbox, kps, float(to_full.max()),
+                                   refine_below_px, det_thresh)
         aligned = align_faces(frame.full, kps) if crops is not None else None
         return bbox, score, kps, aligned
 
     # Cuts are found in the decode thread, so that the stride restarts at every shot.
     with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed,
-                                        keep_full=crops is not None),
+                                        keep_full=crops is not None or refine),
                     PREFETCH_FRAMES) as frames:
         for frame, found in ordered_map(detect, frames, workers):
             frame_ts.append(frame.ts)
