@@ -40,7 +40,7 @@ ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
 
 #: Per-asset code revision: bump it when an asset's algorithm changes its output.
 CODE_REVISIONS: dict[str, str] = {
-    "detections": "4",  # 4: small faces' landmarks refined at full resolution
+    "detections": "3",
     "tracks": "4",
     "faces": "3",  # 2: aligned faces stored JPEG-coded (faces_aligned.zip); 3: spread samples
     "embeddings": "1",
