@@ -225,8 +225,8 @@ def merge_and_link(app: App, driver, tmp_path: Path, read_json, docs_copy: bool 
     # it (the merged one, and any other not on screen at the same time)
     linked = [i for i in read_json("cast_links.json")["identities"] if i["cast_id"] == cast]
     assert into in {i["identity_id"] for i in linked}
-    cast_tracks = sorted(t for i in linked for t in i["track_ids"])
-    expected = identity_seconds_of(track_objs, cast_tracks, report["duration_s"])
+    expected = cast_seconds_of(track_objs, [i["track_ids"] for i in linked],
+                               report["duration_s"], load_settings()["stitch_gap_s"])
     assert report["cast"][cast] == pytest.approx(expected, abs=2e-3)
     row = next(p for p in report["people"] if p["identity_id"] == into)
     assert row["cast_id"] == cast and row["n_tracks"] == len(tracks)
@@ -249,13 +249,28 @@ def app_tracks(read_json) -> list[dict]:
     return read_json("tracks.jsonl")
 
 
-def identity_seconds_of(tracks: dict[int, dict], track_ids: list[int], duration: float) -> float:
-    """Seconds of the union of these tracks' frames, from tracks.jsonl (frame ts + dur)."""
+def cast_seconds_of(tracks: dict[int, dict], identities: list[list[int]], duration: float,
+                    max_gap_s: float) -> float:
+    """A cast member's seconds from tracks.jsonl (frame ts + dur), by the documented rule: per
+    identity (its track ids) and shot, the union of its tracks' frames, a gap of at most
+    ``max_gap_s`` counted as on screen (``stitch_gap_s``); then the union over the identities."""
     from screenalytics_assets.core.screentime import total_seconds, union_intervals
 
-    return total_seconds(union_intervals(
-        [(f["ts"], f["ts"] + f["dur"]) for t in track_ids for f in tracks[t]["frames"]],
-        duration))
+    spans: list[tuple[float, float]] = []
+    for track_ids in identities:
+        by_shot: dict[int, list[tuple[float, float]]] = {}
+        for t in track_ids:
+            by_shot.setdefault(tracks[t]["shot_id"], []).extend(
+                (f["ts"], f["ts"] + f["dur"]) for f in tracks[t]["frames"])
+        for frames in by_shot.values():
+            merged: list[list[float]] = []
+            for a, b in union_intervals(frames, duration):
+                if merged and a - merged[-1][1] <= max_gap_s + 1e-6:
+                    merged[-1][1] = b
+                else:
+                    merged.append([a, b])
+            spans.extend((a, b) for a, b in merged)
+    return total_seconds(union_intervals(spans, duration))
 
 
 def reader(store, ep_id):
