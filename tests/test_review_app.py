@@ -254,7 +254,7 @@ def cast_seconds_of(tracks: dict[int, dict], identities: list[list[int]], durati
     """A cast member's seconds from tracks.jsonl (frame ts + dur), by the documented rule: per
     identity (its track ids) and shot, the union of its tracks' frames, a gap of at most
     ``max_gap_s`` counted as on screen (``stitch_gap_s``); then the union over the identities."""
-    from screenalytics_assets.core.screentime import total_seconds, union_intervals
+    from screenalytics_assets.core.screentime import fill_gaps, total_seconds, union_intervals
 
     spans: list[tuple[float, float]] = []
     for track_ids in identities:
@@ -263,13 +263,7 @@ def cast_seconds_of(tracks: dict[int, dict], identities: list[list[int]], durati
             by_shot.setdefault(tracks[t]["shot_id"], []).extend(
                 (f["ts"], f["ts"] + f["dur"]) for f in tracks[t]["frames"])
         for frames in by_shot.values():
-            merged: list[list[float]] = []
-            for a, b in union_intervals(frames, duration):
-                if merged and a - merged[-1][1] <= max_gap_s + 1e-6:
-                    merged[-1][1] = b
-                else:
-                    merged.append([a, b])
-            spans.extend((a, b) for a, b in merged)
+            spans.extend(fill_gaps(union_intervals(frames, duration), max_gap_s))
     return total_seconds(union_intervals(spans, duration))
 
 

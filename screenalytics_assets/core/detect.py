@@ -170,9 +170,9 @@ def refine_landmarks(detector, frame: np.ndarray, bbox: np.ndarray, kps: np.ndar
 
     The detector sees the frame scaled down ``scale`` times, and its landmarks are only as
     precise as the pixels it sees: at ``fast`` on 720p (a 480-px input), one input pixel is 2.7
-    frame pixels, more than a quarter of the distance between the eyes of a 24-px face. The faces are aligned for
-    recognition from these landmarks, so a small face aligned from coarse ones matches its
-    cast photo worse (on the Hamilton clip, alex-lacamoire's far shot: 0.26 at ``fast`` against
+    frame pixels, more than a quarter of the distance between the eyes of a 24-px face. The
+    faces are aligned for recognition from these landmarks, so a small face aligned from coarse
+    ones matches its cast photo worse (on the Hamilton clip, alex-lacamoire's far shot: 0.26 at ``fast`` against
     0.33 at its own scale; ``ci_pack`` links at 0.30). So every face whose box is under
     ``below_px`` in the detector's input is detected again in a square window of the full-size
     frame around it (three times its side, at least :data:`REFINE_WINDOW_STEP` px, rounded up
@@ -300,7 +300,8 @@ def scan_episode(
     # boxes and landmarks scaled back to full-frame pixels.
     fit = fitted_size(info.width, info.height, det_input)
     to_full = np.array([info.width / fit[0], info.height / fit[1]], np.float32)
-    refine = refine_below_px > 0 and float(to_full.max()) > 1.0
+    scale = float(to_full.max())
+    refine = refine_below_px > 0 and scale > 1.0
     cuts = ShotCutDetector(info.fps, scene_threshold, min_scene_len_s)
     frame_ts = array("d")
     cols: dict[str, list] = {k: [] for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")}
@@ -312,8 +313,8 @@ def scan_episode(
         bbox, score, kps = detect_faces(detector, frame.image, det_input, det_thresh)
         bbox, kps = bbox * np.tile(to_full, 2), kps * to_full
         if refine:
-            kps = refine_landmarks(detector, frame.full, bbox, kps, float(to_full.max()),
-                                   refine_below_px, det_thresh)
+            kps = refine_landmarks(detector, frame.full, bbox, kps, scale, refine_below_px,
+                                   det_thresh)
         aligned = align_faces(frame.full, kps) if crops is not None else None
         return bbox, score, kps, aligned
 
