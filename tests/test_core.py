@@ -127,6 +127,27 @@ def test_clustering_threshold_and_weak_tracks():
     assert len(set(strict.labels.tolist())) == 5
 
 
+def test_clusters_merge_below_the_threshold_not_at_it():
+    """Two strong tracks merge when their cosine distance is under ``cluster_thresh`` and stay
+    apart at it (scikit-learn's ``distance_threshold``: "at or above which clusters will not
+    be merged"); average linkage of three tracks merges the closest pair first."""
+    rng = np.random.default_rng(3)
+    a, b = l2_normalize(rng.normal(size=(2, 32)))
+    tracks = [_track(i, i, range(10 * i, 10 * i + 5)) for i in range(3)]
+    emb = l2_normalize(np.vstack([np.repeat(a[None], 3, 0), np.repeat(l2_normalize(a + 0.4 * b)
+                                  [None], 3, 0), np.repeat(b[None], 3, 0)]).astype(np.float32))
+    face_tracks = np.repeat(np.arange(3), 3)
+    te, _ = track_embeddings(face_tracks, emb, np.arange(3))
+    d01 = float(np.float32(1.0) - te[0] @ te[1])  # as cluster_tracks computes it
+    at = cluster_tracks(tracks, face_tracks, emb, ClusteringParams(d01, 0.999, 3))
+    assert len(set(at.labels.tolist())) == 3
+    above = cluster_tracks(tracks, face_tracks, emb,
+                           ClusteringParams(float(np.nextafter(d01, 1.0)), 0.999, 3))
+    assert above.labels.tolist()[:2] == [0, 0] and above.labels[2] == 1
+    merged = cluster_tracks(tracks, face_tracks, emb, ClusteringParams(1.99, 0.999, 3))
+    assert merged.labels.tolist() == [0, 0, 0]
+
+
 def test_track_embeddings_are_unit_means():
     emb = l2_normalize(np.array([[1, 0], [0, 1], [1, 1]], np.float32))
     te, n = track_embeddings(np.array([7, 7, 9]), emb, np.array([7, 9, 11]))

@@ -30,7 +30,7 @@ CATALOG: dict[str, tuple[set[str], dict[str, str]]] = {
     "tracks": ({"python"}, {"stage": "tracking"}),
     "faces": ({"pyav", "numpy"}, {"stage": "faces"}),
     "embeddings": ({"onnx", "numpy"}, {"stage": "faces"}),
-    "identities": ({"scikitlearn"}, {"stage": "identities"}),
+    "identities": ({"scipy"}, {"stage": "identities"}),
     "track_reps": ({"numpy"}, {"stage": "identities"}),
     "identity_edits": ({"json"}, {"stage": "review"}),
     "facebank": ({"onnx"}, {"stage": "cast"}),
