@@ -26,7 +26,7 @@ DEFAULT_MODEL_PACK = "buffalo_l"
 #: Keys each asset reads. ``model_pack`` is the recognizer/detector pack in use.
 ASSET_SETTINGS: dict[str, tuple[str, ...]] = {
     "detections": ("model_pack", "stride", "min_detection_fps", "fps", "det_thresh", "det_size",
-                   "scene_threshold", "min_scene_len_s", "refine_below_px"),
+                   "scene_threshold", "min_scene_len_s", "refine_below_px", "adaptive_stride"),
     "tracks": ("track_thresh", "match_thresh", "track_buffer", "low_score_track_s"),
     "faces": ("max_samples_per_track", "save_crops", "thumb_size", "jpeg_quality"),
     "embeddings": ("model_pack",),
@@ -165,6 +165,8 @@ SCHEMA: dict[str, SettingSpec] = {
     "refine_below_px": SettingSpec(int, 0, 2048, "faces under this many pixels in the detector "
                                    "input get their landmarks from the full-size frame (0: "
                                    "never)"),
+    "adaptive_stride": SettingSpec(bool, help="skip every other processed frame of a shot where "
+                                   "the detections on either side of it agree"),
     "track_thresh": SettingSpec(float, 0, 1, "score that starts a track", lo_open=True),
     "match_thresh": SettingSpec(float, 0, 1, "minimum IoU to match a track"),
     "track_buffer": SettingSpec(int, 0, 3000, "frames (at 30 fps) a lost track is kept"),

@@ -96,7 +96,10 @@ def test_hamilton_materializations_carry_metadata(hamilton_run):
     md = det.metadata
     # balanced: stride 2, restarting at the cuts 20, 82 and 211 (shots of 20, 62, 129, 64 frames)
     assert md["stride_used"].value == 2 and md["frames_decoded"].value == 275
-    assert md["frames_processed"].value == 10 + 31 + 65 + 32
+    # with the adaptive schedule: every anchor (frames 0, 4, 8, ... of each shot), and of the
+    # frames between them only those where the faces change (the audience shots: most of them)
+    assert md["settings_used"].value["adaptive_stride"] is True
+    assert 5 + 16 + 33 + 16 < md["frames_processed"].value < 10 + 31 + 65 + 32
     assert md["detections"].value > 0
     assert md["model_pack"].value == "ci_pack"
     assert md["execution_provider"].value == "CPUExecutionProvider"

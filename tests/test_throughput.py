@@ -26,6 +26,7 @@ from screenalytics_assets.core.detect import (
 )
 from screenalytics_assets.core.embedding import embed_faces, model_batch_size
 from screenalytics_assets.core.parallel import ordered_map
+from screenalytics_assets.core.schedule import adaptive_map, steady
 from screenalytics_assets.core.shots import ShotCutDetector
 from screenalytics_assets.core.tracking import TrackingParams, track_detections
 from screenalytics_assets.core.video import Prefetcher, iter_frames, probe_video
@@ -244,6 +245,71 @@ def test_balanced_runs_broadcast_video_at_stride_2_and_a_10_fps_stream_at_1():
     scan = scan_episode(HAMILTON, m.detector, stride=s["stride"], det_size=320,
                         min_detection_fps=s["min_detection_fps"])
     assert scan.stride == 2 and scan.frames_processed < 0.55 * scan.video.n_frames
+
+
+def test_anchors_are_steady_when_the_same_faces_stay_in_place():
+    a = np.array([[100, 100, 160, 180], [400, 90, 450, 150]], np.float32)
+    hi = np.array([0.9, 0.8], np.float32)
+    moved = a + np.array([6, 2, 6, 2], np.float32)  # a few px, IoU well over 0.5
+    assert steady(a, hi, moved[::-1], hi[::-1])  # order does not matter
+    assert steady(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 4)), np.zeros(0))
+    assert not steady(a, hi, a[:1], hi[:1])  # a face left
+    assert not steady(a[:1], hi[:1], a, hi)  # a face came
+    assert not steady(a, hi, a + np.array([40, 0, 40, 0], np.float32), hi)  # moved 2/3 of a side
+    assert not steady(a, np.array([0.9, 0.5], np.float32), a, hi)  # one the detector doubts
+    # two faces, each matching only the other one's place: no one-to-one pairing
+    twins = np.array([[0, 0, 100, 100], [60, 0, 160, 100]], np.float32)
+    assert not steady(twins, hi, np.array([[30, 0, 130, 100], [300, 0, 400, 100]],
+                                          np.float32), hi)
+
+
+class _Frame:
+    def __init__(self, frame_idx: int, stride: int, phase: int) -> None:
+        self.frame_idx, self.shot_offset = frame_idx, frame_idx - phase
+        self.image = None if self.shot_offset % stride else frame_idx
+
+
+def _frames(n: int, stride: int, cuts: set[int]):
+    phase = 0
+    for i in range(n):
+        phase = i if i in cuts else phase
+        yield _Frame(i, stride, phase)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_the_adaptive_schedule_detects_between_anchors_only_where_they_differ(workers):
+    """Stride 2, a cut at 30, 40 frames: the anchors (0, 4, ... of each shot) are detected; a
+    midpoint is detected only where its anchors differ (the scene changes at frame 21), at the
+    end of a shot, and at the end of the video; every frame comes out once, in order, and an
+    anchor whose midpoint was skipped stands for 4 frames."""
+    calls = []
+
+    def detect(frame):
+        calls.append(frame.frame_idx)
+        time.sleep(0.001 * (frame.frame_idx % 3))  # results come back out of order
+        return "a" if frame.frame_idx < 21 else "b"
+
+    out = list(adaptive_map(detect, _frames(40, 2, {30}), 2, workers,
+                            same=lambda x, y: x == y))
+    assert [f.frame_idx for f, _, _ in out] == list(range(40))
+    processed = [(f.frame_idx, span) for f, result, span in out if result is not None]
+    assert processed == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 2), (22, 2), (24, 4),
+                         (28, 2), (30, 4), (34, 4), (38, 2)]
+    assert sorted(calls) == [i for i, _ in processed]
+    # without a comparison every stride-th frame is detected
+    every = [f.frame_idx for f, r, _ in adaptive_map(detect, _frames(40, 2, {30}), 2, workers)
+             if r is not None]
+    assert every == list(range(0, 40, 2))
+
+
+def test_the_adaptive_schedule_raises_what_the_detector_raises():
+    def detect(frame):
+        if frame.frame_idx == 8:
+            raise RuntimeError("model failed")
+        return "a"
+
+    with pytest.raises(RuntimeError, match="model failed"):
+        list(adaptive_map(detect, _frames(20, 2, set()), 2, 2, same=lambda x, y: True))
 
 
 def test_low_score_leading_frames_join_the_track_they_lead_into():

@@ -88,7 +88,8 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
                     det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
                     min_scene_len_s=s["min_scene_len_s"], min_detection_fps=s["min_detection_fps"],
                     progress=reporter("detections", context.log.info), workers=m.parallel_calls,
-                    crops=crops, refine_below_px=s["refine_below_px"])
+                    crops=crops, refine_below_px=s["refine_below_px"],
+                    adaptive=s["adaptive_stride"])
             except BaseException:
                 crops.discard()
                 raise

@@ -14,6 +14,7 @@ from .detection_crops import CropWriter
 from .parallel import ordered_map
 from .rows import FaceRows
 from .sampling import align_faces
+from .schedule import adaptive_map, iou_matrix, steady
 from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
 from .video import PREFETCH_FRAMES, Prefetcher, VideoInfo, iter_frames, probe_video
 
@@ -143,24 +144,6 @@ def detect_faces(detector, image: np.ndarray, det_size: int | tuple[int, int],
             np.asarray(kps, np.float32).reshape(n, 5, 2))
 
 
-def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU float32 [M] of one xyxy box [4] with boxes [M, 4] (px).
-
-    The formula of ``supervision.box_iou_batch``, which the tracker uses; written out here
-    because importing supervision in the detection pass, the run's peak of memory, adds 70 MiB
-    of resident set (it is imported later, by the tracks stage)."""
-    x1 = np.maximum(boxes[:, 0], box[0])
-    y1 = np.maximum(boxes[:, 1], box[1])
-    x2 = np.minimum(boxes[:, 2], box[2])
-    y2 = np.minimum(boxes[:, 3], box[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + (box[2] - box[0]) * (box[3] - box[1]) - inter
-    return (inter / np.maximum(union, 1e-9)).astype(np.float32)
-
-
-#: Side step (px) of the windows faces are detected again in, and the smallest window: a
-#: multiple of SCRFD's strides (8, 16, 32), and few distinct input shapes for ONNX Runtime.
 REFINE_WINDOW_STEP = 64
 
 
@@ -218,7 +201,7 @@ def refine_landmarks(detector, frame: np.ndarray, bbox: np.ndarray, kps: np.ndar
         if not len(found):
             continue
         found = found + np.array([x0, y0, x0, y0], np.float32)
-        iou = _iou_one(bbox[i], found)
+        iou = iou_matrix(bbox[i], found)[0]
         best = int(np.argmax(iou))
         if iou[best] >= 0.5:
             kps[i] = found_kps[best] + np.array([x0, y0], np.float32)
@@ -226,7 +209,7 @@ def refine_landmarks(detector, frame: np.ndarray, bbox: np.ndarray, kps: np.ndar
 
 
 def coverage(frame_idx: np.ndarray, shot_id: np.ndarray, frame_ts: np.ndarray,
-             shots: list[Shot], stride: int, fps: float) -> np.ndarray:
+             shots: list[Shot], stride: int | np.ndarray, fps: float) -> np.ndarray:
     """Seconds each processed frame stands for (float64 [N]).
 
     A processed frame ``p`` stands for frames ``p .. p + stride - 1``, cut at the last frame of
@@ -236,7 +219,9 @@ def coverage(frame_idx: np.ndarray, shot_id: np.ndarray, frame_ts: np.ndarray,
     Args:
         frame_idx: int [N] processed frame of each row. shot_id: int [N] its shot.
         frame_ts: float64 [n_frames] ts of every decoded frame. shots: the shots.
-        stride: frames per processed frame. fps: for the duration of the stream's last frame.
+        stride: frames per processed frame, one for all or int [N] per row (the adaptive
+            schedule's span, :func:`.schedule.adaptive_map`). fps: for the duration of the
+            stream's last frame.
     """
     n = len(frame_ts)
     frame_end = frame_ends(frame_ts, fps)
@@ -260,6 +245,7 @@ def scan_episode(
     min_detection_fps: float = 0.0,
     crops: CropWriter | None = None,
     refine_below_px: float = 0.0,
+    adaptive: bool = False,
 ) -> EpisodeScan:
     """Decode the episode once; detect faces on every ``stride``-th frame and shot cuts on all.
 
@@ -289,6 +275,9 @@ def scan_episode(
         refine_below_px: faces under this many pixels in the detector's input get their
             landmarks from the full-size frame (:func:`refine_landmarks`); 0 keeps the
             detector's.
+        adaptive: the adaptive schedule (:mod:`.schedule`): every other processed frame of a
+            shot is skipped where the detections on either side of it agree
+            (:func:`.schedule.steady`), and those stand for its frames too.
 
     Raises:
         VideoError: unreadable, empty, truncated or audio-only video (see :mod:`.video`).
@@ -304,7 +293,8 @@ def scan_episode(
     refine = refine_below_px > 0 and scale > 1.0
     cuts = ShotCutDetector(info.fps, scene_threshold, min_scene_len_s)
     frame_ts = array("d")
-    cols: dict[str, list] = {k: [] for k in ("frame_idx", "ts", "pts", "bbox", "score", "kps")}
+    cols: dict[str, list] = {k: [] for k in ("frame_idx", "span", "ts", "pts", "bbox", "score",
+                                             "kps")}
     processed = 0
 
     def detect(frame):
@@ -318,11 +308,16 @@ def scan_episode(
         aligned = align_faces(frame.full, kps) if crops is not None else None
         return bbox, score, kps, aligned
 
+    def agree(a, b) -> bool:
+        return steady(a[0], a[1], b[0], b[1])
+
     # Cuts are found in the decode thread, so that the stride restarts at every shot.
     with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed,
                                         keep_full=crops is not None or refine),
                     PREFETCH_FRAMES) as frames:
-        for frame, found in ordered_map(detect, frames, workers):
+        results = adaptive_map(detect, frames, stride, workers, same=agree) if adaptive else \
+            ((frame, found, stride) for frame, found in ordered_map(detect, frames, workers))
+        for frame, found, span in results:
             frame_ts.append(frame.ts)
             if found is not None:
                 processed += 1
@@ -331,6 +326,7 @@ def scan_episode(
                     crops.add(aligned, bbox)
                 n = len(score)
                 cols["frame_idx"].append(np.full(n, frame.frame_idx, np.int64))
+                cols["span"].append(np.full(n, span, np.int64))
                 cols["ts"].append(np.full(n, frame.ts, np.float64))
                 cols["pts"].append(np.full(n, frame.pts, np.int64))
                 cols["bbox"].append(bbox)
@@ -345,7 +341,8 @@ def scan_episode(
         shot_id = shot_ids_for_frames(shots, frame_idx)
         dets = Detections(
             frame_idx, *(np.concatenate(cols[k]) for k in ("ts", "pts", "bbox", "score", "kps")),
-            shot_id=shot_id, dur=coverage(frame_idx, shot_id, ts, shots, stride, info.fps))
+            shot_id=shot_id,
+            dur=coverage(frame_idx, shot_id, ts, shots, np.concatenate(cols["span"]), info.fps))
     else:
         dets = Detections.empty()
     video = replace(info, n_frames=len(ts), duration_s=max(info.duration_s, shots[-1].end_ts))

@@ -86,6 +86,8 @@ class DecodedFrame:
         full: the full-size frame, BGR uint8 [H, W, 3], on processed frames when
             :func:`iter_frames` is asked to keep it, else ``None``; the same pixels as
             :func:`read_frames_at` gives for that frame.
+        shot_offset: frames since the first frame of this frame's shot, the frame the stride
+            counts from (since the first frame of the video without ``new_shot``).
     """
 
     frame_idx: int
@@ -94,6 +96,7 @@ class DecodedFrame:
     image: np.ndarray | None
     small: np.ndarray
     full: np.ndarray | None = None
+    shot_offset: int = 0
 
 
 def _check_file(path: Path) -> None:
@@ -321,7 +324,7 @@ def iter_frames(
                 full = None
                 if keep_full and image is not None:
                     full = image if image_size is None else to_full(frame)
-                yield DecodedFrame(n, info.pts_to_ts(pts), int(pts), image, small, full)
+                yield DecodedFrame(n, info.pts_to_ts(pts), int(pts), image, small, full, n - phase)
                 n += 1
         except av.error.FFmpegError as exc:
             raise VideoError(
