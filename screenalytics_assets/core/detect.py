@@ -144,6 +144,8 @@ def detect_faces(detector, image: np.ndarray, det_size: int | tuple[int, int],
             np.asarray(kps, np.float32).reshape(n, 5, 2))
 
 
+#: Side step (px) of the windows faces are detected again in, and the smallest window: a
+#: multiple of SCRFD's strides (8, 16, 32), and few distinct input shapes for ONNX Runtime.
 REFINE_WINDOW_STEP = 64
 
 
