@@ -145,6 +145,20 @@ def test_without_a_clear_margin_nothing_is_linked():
         is None
 
 
+def test_a_cast_member_held_on_screen_is_no_question_for_the_identity_beside_it():
+    """A guest on screen with x's identity scores 0.31 against x's photo (the season
+    benchmark's case): he cannot be x, so he is not flagged for review for x; a reviewer taking
+    the first suggestion would have given x the guest's seconds. Off screen together, the same
+    scores make him x's (the margin is clear)."""
+    scores = np.array([[0.10, 0.60], [0.05, 0.31]], np.float32)
+    beside = link_identities([0, 1], scores, ["a", "x"], 0.3, {(0, 1)}, margin=0.12)
+    assert [l.cast_id for l in beside] == ["x", None]
+    assert [l.needs_review for l in beside] == [False, False]
+    assert beside[1].suggestions[0]["cast_id"] == "x"  # still listed for a reviewer who looks
+    apart = link_identities([0, 1], scores, ["a", "x"], 0.3, margin=0.12)
+    assert [l.cast_id for l in apart] == ["x", "x"]
+
+
 # ---------------------------------------------------------------------------- stitching
 def test_tracks_of_one_face_in_a_shot_are_stitched_and_the_gap_counts():
     rng = np.random.default_rng(3)

@@ -54,8 +54,9 @@ class IdentityLink:
         score: cosine similarity of the link (``None`` when unknown).
         suggestions: every cast member as ``{"cast_id", "score"}``, best first; the score is
             the best of the facebank's and the episode's references (see the module docstring).
-        needs_review: not linked, though a cast member scores at least ``cast_link_thresh``:
-            the answer is ambiguous (margin) or on screen with that cast member's identity.
+        needs_review: not linked, though a cast member scores at least ``cast_link_thresh``
+            (the answer is ambiguous: margin) who is not held by an identity on screen with
+            this one (two people at once are never one cast member).
         source: how the link was made: ``"facebank"`` (the facebank alone is clear),
             ``"episode"`` (clear only with the episode's linked identities as references), or
             ``None`` when not linked.
@@ -317,6 +318,12 @@ def link_identities(identity_ids: list[int], scores: np.ndarray | None, cast: li
             frozen[r] = combined[r].copy()
     for r, row in frozen.items():
         combined[r] = row
+    # a cast member an identity on screen with this one holds is not one it could be: it is no
+    # reason to ask a reviewer (the suggestions still list every cast member)
+    possible = np.ones((n, c), bool)
+    for r, col in linked.items():
+        for other in partners[r]:
+            possible[other, col] = False
     out = []
     for r, ident in enumerate(identity_ids):
         order = np.argsort(-combined[r], kind="stable")
@@ -326,7 +333,7 @@ def link_identities(identity_ids: list[int], scores: np.ndarray | None, cast: li
         out.append(IdentityLink(
             int(ident), cast[j] if j is not None else None,
             round(float(combined[r, j]), 4) if j is not None else None, suggestions,
-            needs_review=j is None and c > 0 and float(combined[r].max()) >= thresh,
+            needs_review=j is None and bool((combined[r][possible[r]] >= thresh).any()),
             source=source.get(r)))
     return out
 
