@@ -279,9 +279,9 @@ def _frames(n: int, stride: int, cuts: set[int]):
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_the_adaptive_schedule_detects_between_anchors_only_where_they_differ(workers):
     """Stride 2, a cut at 30, 40 frames: the anchors (0, 4, ... of each shot) are detected; a
-    midpoint is detected only where its anchors differ (the scene changes at frame 21), at the
-    end of a shot, and at the end of the video; every frame comes out once, in order, and an
-    anchor whose midpoint was skipped stands for 4 frames."""
+    midpoint is detected only where its anchors differ (the scene changes at frame 21), within
+    ``hold`` frames after that, at the end of a shot, and at the end of the video; every frame
+    comes out once, in order, and an anchor whose midpoint was skipped stands for 4 frames."""
     calls = []
 
     def detect(frame):
@@ -296,6 +296,13 @@ def test_the_adaptive_schedule_detects_between_anchors_only_where_they_differ(wo
     assert processed == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 2), (22, 2), (24, 4),
                          (28, 2), (30, 4), (34, 4), (38, 2)]
     assert sorted(calls) == [i for i, _ in processed]
+    # held for 8 frames after an anchor that lost a face (24): 26 and, in the next shot, 32
+    # are detected too
+    held = [(f.frame_idx, span) for f, r, span in adaptive_map(
+        detect, _frames(40, 2, {30}), 2, workers, same=lambda x, y: x == y,
+        lost=lambda x, y: (x, y) == ("a", "b"), hold=8) if r is not None]
+    assert held == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 2), (22, 2), (24, 2), (26, 2),
+                    (28, 2), (30, 2), (32, 2), (34, 4), (38, 2)]
     # without a comparison every stride-th frame is detected
     every = [f.frame_idx for f, r, _ in adaptive_map(detect, _frames(40, 2, {30}), 2, workers)
              if r is not None]

@@ -14,7 +14,7 @@ from .detection_crops import CropWriter
 from .parallel import ordered_map
 from .rows import FaceRows
 from .sampling import align_faces
-from .schedule import adaptive_map, iou_matrix, steady
+from .schedule import HOLD_S, adaptive_map, fewer_faces, iou_matrix, steady
 from .shots import Shot, ShotCutDetector, frame_ends, shot_ids_for_frames, shots_from_cuts
 from .video import PREFETCH_FRAMES, Prefetcher, VideoInfo, iter_frames, probe_video
 
@@ -279,7 +279,9 @@ def scan_episode(
             detector's.
         adaptive: the adaptive schedule (:mod:`.schedule`): every other processed frame of a
             shot is skipped where the detections on either side of it agree
-            (:func:`.schedule.steady`), and those stand for its frames too.
+            (:func:`.schedule.steady`) and no face was lost for :data:`.schedule.HOLD_S`, and
+            those stand for its frames too. Not at stride 1 (a stream slow enough that
+            ``min_detection_fps`` asks for every frame).
 
     Raises:
         VideoError: unreadable, empty, truncated or audio-only video (see :mod:`.video`).
@@ -293,6 +295,8 @@ def scan_episode(
     to_full = np.array([info.width / fit[0], info.height / fit[1]], np.float32)
     scale = float(to_full.max())
     refine = refine_below_px > 0 and scale > 1.0
+    # at stride 1 the stream is too slow for the profile's stride: every frame is needed
+    adaptive = adaptive and stride > 1
     cuts = ShotCutDetector(info.fps, scene_threshold, min_scene_len_s)
     frame_ts = array("d")
     cols: dict[str, list] = {k: [] for k in ("frame_idx", "span", "ts", "pts", "bbox", "score",
@@ -313,11 +317,15 @@ def scan_episode(
     def agree(a, b) -> bool:
         return steady(a[0], a[1], b[0], b[1])
 
+    def fewer(a, b) -> bool:
+        return fewer_faces(a[0], b[0])
+
     # Cuts are found in the decode thread, so that the stride restarts at every shot.
     with Prefetcher(lambda: iter_frames(path, info, stride, image_size=fit, new_shot=cuts.feed,
                                         keep_full=crops is not None or refine),
                     PREFETCH_FRAMES) as frames:
-        results = adaptive_map(detect, frames, stride, workers, same=agree) if adaptive else \
+        results = adaptive_map(detect, frames, stride, workers, same=agree, lost=fewer,
+                               hold=int(round(HOLD_S * info.fps))) if adaptive else \
             ((frame, found, stride) for frame, found in ordered_map(detect, frames, workers))
         for frame, found, span in results:
             frame_ts.append(frame.ts)

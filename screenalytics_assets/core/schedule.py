@@ -4,10 +4,11 @@ At stride k the detection pass processes frames 0, k, 2k, ... of every shot. Wit
 schedule, the frames 0, 2k, 4k, ... (*anchors*) are always processed; a frame between two anchors
 of one shot (*midpoint*) is processed only when the detections of its two anchors differ: a face
 appears or leaves, moves or changes size (no one-to-one match at :data:`STEADY_IOU`), or scores
-under :data:`STEADY_SCORE`. Where they agree, the first anchor's faces stand for the midpoint's
-frames too (:func:`.detect.coverage` with a span of 2k). So births, deaths, fast motion and
-faces the detector is unsure of are seen at stride k, and a steady shot (a face talking to the
-camera, the bulk of TV) costs half the detector calls.
+under :data:`STEADY_SCORE`; and for :data:`HOLD_S` after an anchor that lost a face. Where they
+agree, the first anchor's faces stand for the midpoint's frames too (:func:`.detect.coverage`
+with a span of 2k). So births, deaths, fast motion and faces the detector is unsure of are seen
+at stride k, and a steady shot (a face talking to the camera, the bulk of TV) costs half the
+detector calls.
 
 This is the keyframe idea of detect-then-track pipelines (the detector on some frames only;
 Feichtenhofer et al., "Detect to Track and Track to Detect", ICCV 2017), with the keyframes
@@ -34,6 +35,12 @@ STEADY_IOU = 0.5
 #: tracker handles by its second association or as a low-score tracklet, which are judged on
 #: the detections at stride k (see ``core.tracking``).
 STEADY_SCORE = 0.6
+
+#: Seconds after an anchor with fewer faces than the one before it during which every midpoint
+#: is detected: as long as ByteTrack keeps a lost track at the profiles' ``track_buffer`` (30
+#: frames at 30 fps), so a face the detector misses on a few frames in a row is found again
+#: before its track is dropped.
+HOLD_S = 1.0
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -81,6 +88,12 @@ def steady(bbox_a: np.ndarray, score_a: np.ndarray, bbox_b: np.ndarray, score_b:
     return True
 
 
+def fewer_faces(bbox_a: np.ndarray, bbox_b: np.ndarray) -> bool:
+    """Whether the second anchor has fewer faces than the first (float [M, 4], [N, 4] boxes):
+    a face left, or the detector missed it."""
+    return len(bbox_b) < len(bbox_a)
+
+
 class ScheduledFrame(Protocol):
     """What :func:`adaptive_map` needs of a frame (``core.video.DecodedFrame``)."""
 
@@ -105,9 +118,11 @@ class _Entry:
 def adaptive_map(detect: Callable[[Any], Any], frames: Iterable[ScheduledFrame], stride: int,
                  workers: int = 1, ahead: int = 2,
                  same: Callable[[Any, Any], bool] | None = None,
+                 lost: Callable[[Any, Any], bool] | None = None, hold: int = 0,
                  ) -> Iterator[tuple[Any, Any, int]]:
     """Yield ``(frame, detect(frame) or None, span)`` for every frame, in order, running
-    ``detect`` on the anchors and on the midpoints whose anchors are not ``same``.
+    ``detect`` on the anchors and on the midpoints whose anchors are not ``same``, nor within
+    ``hold`` frames after an anchor that ``lost`` a face.
 
     Args:
         detect: the detector call on one frame; its result is passed to ``same``.
@@ -120,6 +135,12 @@ def adaptive_map(detect: Callable[[Any], Any], frames: Iterable[ScheduledFrame],
         ahead: with ``workers`` > 1, up to ``workers * ahead`` calls are queued at once.
         same: ``same(result_a, result_b)``: whether the midpoint between two anchors with these
             results can be skipped.
+        lost: ``lost(result_a, result_b)``: whether a face of the first anchor is not in the
+            second (:func:`fewer_faces`).
+        hold: frames after an anchor that ``lost`` a face during which every midpoint is
+            detected anyway: a face the detector finds only on some frames (small, scored near
+            the threshold) can be missed on both anchors of a pair while it is still there, and
+            its tracker needs the frames between to keep it (see :data:`HOLD_S`).
 
     Yields:
         ``(frame, result, span)``: ``result`` is None on frames not processed (skipped by the
@@ -137,6 +158,7 @@ def adaptive_map(detect: Callable[[Any], Any], frames: Iterable[ScheduledFrame],
     undecided: deque[tuple[_Entry, _Entry, _Entry | None]] = deque()  # (midpoint, anchors)
     last_anchor: _Entry | None = None
     midpoint: _Entry | None = None  # after last_anchor, before the next processed frame
+    lost_at = -(1 << 62)  # frame of the latest anchor that lost a face of the one before it
 
     def run(entry: _Entry) -> None:
         if pool is None:
@@ -154,12 +176,17 @@ def adaptive_map(detect: Callable[[Any], Any], frames: Iterable[ScheduledFrame],
 
     def decide(block: bool) -> None:
         """Skip or run the midpoints whose anchors are detected (all of them with ``block``),
-        in order: the midpoint is skipped when its anchors agree."""
+        in order: the midpoint is skipped when its anchors agree and no face was lost in the
+        last ``hold`` frames."""
+        nonlocal lost_at
         while undecided and (block or all(ready(e) for e in undecided[0][1:])):
             mid, before, after = undecided.popleft()
             settle(before)
             settle(after)
-            if after is not None and same is not None and same(before.result, after.result):
+            agree = after is not None and same is not None and same(before.result, after.result)
+            if after is not None and lost is not None and lost(before.result, after.result):
+                lost_at = after.frame.frame_idx
+            if agree and before.frame.frame_idx >= lost_at + hold:
                 mid.done = True
                 before.span = 2 * stride
             else:
