@@ -15,7 +15,10 @@ The naive loop runs on the shortest input only (it has no fixed cost: its frames
 depend on length), and every ratio to it is computed from the two frame rates. The decode-only rate
 (PyAV, FFmpeg's own threads, no conversion) is the physical limit every figure is read against.
 A run's fixed cost is its wall time minus the stages' own compute (process start, imports, the
-Dagster instance and event log, model loading, the table at the end). Every measurement runs in its own process, so that its peak
+Dagster instance and event log, model loading, the table at the end); it is also split, from the
+run's event log, into its start (process start to the detection pass), its end (after the last
+asset is materialized) and what lies between the stages (step bookkeeping, asset checks,
+artifacts written and read). Every measurement runs in its own process, so that its peak
 resident memory (ru_maxrss of that process) is its own; figures and ratios come from one
 invocation on one machine. The show's facebank is built before the timing (once per show, not
 per episode). Models: the real packs from ../shared/models (override with
@@ -121,11 +124,26 @@ def child_facebank(root: str, pack: str, profile: str) -> dict:
 
 
 def child_stages(root: str) -> dict:
-    """Runtime and processed count of every stage, from the latest materializations."""
-    from dagster import AssetKey, DagsterInstance
+    """Runtime and processed count of every stage, from the latest materializations; and from
+    the event log of the latest run (the episode's), when its detection pass started and when
+    its last asset was materialized (Unix seconds: ``"first_stage_at"``, ``"last_asset_at"``).
+
+    The detection pass starts ``runtime_s`` before its step output (the stage's timed block is
+    its function's body less the metadata): the first frame is decoded a few milliseconds later.
+    """
+    from dagster import AssetKey, DagsterEventType, DagsterInstance
 
     instance = DagsterInstance.from_config(str(Path(root) / "dagster_home"))
     out = {}
+    run = instance.get_runs(limit=1)[0]
+    records = [r for r in instance.all_logs(run.run_id) if r.dagster_event is not None]
+    detections = instance.get_latest_materialization_event(AssetKey("detections"))
+    output = next(r for r in records if r.step_key == "detections"
+                  and r.dagster_event.event_type == DagsterEventType.STEP_OUTPUT)
+    out["first_stage_at"] = output.timestamp - \
+        detections.asset_materialization.metadata["runtime_s"].value
+    out["last_asset_at"] = max(r.timestamp for r in records if r.dagster_event.event_type
+                               == DagsterEventType.ASSET_MATERIALIZATION)
     for stage in STAGES:
         ev = instance.get_latest_materialization_event(AssetKey(stage))
         if ev is None:
@@ -345,24 +363,28 @@ def run_cli(video: Path, pack: str, profile: str, device: str) -> dict:
     finally:
         shutil.rmtree(root, ignore_errors=True)  # the run's data root and Dagster home
     compute = sum(st["runtime_s"] for k, st in stages.items() if k in STAGES)
+    start_s = stages.pop("first_stage_at") - probe["start_at"]
+    end_s = probe["end_at"] - stages.pop("last_asset_at")
     return {"run_s": probe["wall_s"], "peak_rss_mb": probe["peak_rss_mb"], "cpu_s": probe["cpu_s"],
-            "fixed_s": probe["wall_s"] - compute, "video_s": stages.pop("duration_s"),
-            "stages": stages, "table": probe["stdout"]}
+            "fixed_s": probe["wall_s"] - compute, "start_s": start_s, "end_s": end_s,
+            "video_s": stages.pop("duration_s"), "stages": stages, "table": probe["stdout"]}
 
 
 def child_rss(cmd_json: str) -> dict:
     """Run a command (a JSON list) as this process's only child: its wall time and peak RSS
     (ru_maxrss of the children)."""
     cmd = json.loads(cmd_json)
-    start = time.perf_counter()
+    start_at, start = time.time(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    end_at = start_at + wall
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(proc.returncode)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0,
-            "cpu_s": usage.ru_utime + usage.ru_stime, "stdout": proc.stdout[-4000:]}
+            "cpu_s": usage.ru_utime + usage.ru_stime, "stdout": proc.stdout[-4000:],
+            "start_at": start_at, "end_at": end_at}
 
 
 def _print_run(profile: str, r: dict, naive: dict | None) -> None:
@@ -373,6 +395,10 @@ def _print_run(profile: str, r: dict, naive: dict | None) -> None:
           f" on {r['stages'].get('provider')}")
     print(f"      fixed cost {r['fixed_s']:.2f} s (wall minus the stages' compute); CPU "
           f"{r['cpu_s']:.1f} s ({r['cpu_s'] / r['run_s']:.2f} cores busy)")
+    between = r["fixed_s"] - r["start_s"] - r["end_s"]
+    print(f"      start and end {r['start_s'] + r['end_s']:.2f} s: {r['start_s']:.2f} s from process "
+          f"start to the detection pass, {r['end_s']:.2f} s after the last asset; "
+          f"{between:.2f} s between the stages (steps, checks, artifacts written and read)")
     for stage in STAGES:
         st = r["stages"].get(stage)
         if not st:
