@@ -296,13 +296,21 @@ def test_the_adaptive_schedule_detects_between_anchors_only_where_they_differ(wo
     assert processed == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 2), (22, 2), (24, 4),
                          (28, 2), (30, 4), (34, 4), (38, 2)]
     assert sorted(calls) == [i for i, _ in processed]
-    # held for 8 frames after an anchor that lost a face (24): 26 and, in the next shot, 32
-    # are detected too
+    # held for 8 frames after an anchor that lost a face (24): 26 is detected too, but not 32:
+    # the hold ends at the cut (30), where the tracker starts afresh
     held = [(f.frame_idx, span) for f, r, span in adaptive_map(
         detect, _frames(40, 2, {30}), 2, workers, same=lambda x, y: x == y,
         lost=lambda x, y: (x, y) == ("a", "b"), hold=8) if r is not None]
     assert held == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 2), (22, 2), (24, 2), (26, 2),
-                    (28, 2), (30, 2), (32, 2), (34, 4), (38, 2)]
+                    (28, 2), (30, 4), (34, 4), (38, 2)]
+    # without the cut, the hold runs its 8 frames: 26, 28 and 30 (the anchor 32 = 24 + 8 is past
+    # it); 38 is the video's end
+    one_shot = [(f.frame_idx, span) for f, r, span in adaptive_map(
+        lambda frame: "a" if frame.frame_idx < 21 else "b", _frames(40, 2, set()), 2, workers,
+        same=lambda x, y: x == y, lost=lambda x, y: (x, y) == ("a", "b"), hold=8)
+        if r is not None]
+    assert one_shot == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 2), (22, 2), (24, 2),
+                        (26, 2), (28, 2), (30, 2), (32, 4), (36, 2), (38, 2)]
     # without a comparison every stride-th frame is detected
     every = [f.frame_idx for f, r, _ in adaptive_map(detect, _frames(40, 2, {30}), 2, workers)
              if r is not None]

@@ -4,11 +4,11 @@ At stride k the detection pass processes frames 0, k, 2k, ... of every shot. Wit
 schedule, the frames 0, 2k, 4k, ... (*anchors*) are always processed; a frame between two anchors
 of one shot (*midpoint*) is processed only when the detections of its two anchors differ: a face
 appears or leaves, moves or changes size (no one-to-one match at :data:`STEADY_IOU`), or scores
-under :data:`STEADY_SCORE`; and for :data:`HOLD_S` after an anchor that lost a face. Where they
-agree, the first anchor's faces stand for the midpoint's frames too (:func:`.detect.coverage`
-with a span of 2k). So births, deaths, fast motion and faces the detector is unsure of are seen
-at stride k, and a steady shot (a face talking to the camera, the bulk of TV) costs half the
-detector calls.
+under :data:`STEADY_SCORE`; and for :data:`HOLD_S` after an anchor that lost a face, within its
+shot. Where they agree, the first anchor's faces stand for the midpoint's frames too
+(:func:`.detect.coverage` with a span of 2k). So births, deaths, fast motion and faces the
+detector is unsure of are seen at stride k, and a steady shot (a face talking to the camera, the
+bulk of TV) costs half the detector calls.
 
 This is the keyframe idea of detect-then-track pipelines (the detector on some frames only;
 Feichtenhofer et al., "Detect to Track and Track to Detect", ICCV 2017), with the keyframes
@@ -37,9 +37,9 @@ STEADY_IOU = 0.5
 STEADY_SCORE = 0.6
 
 #: Seconds after an anchor with fewer faces than the one before it during which every midpoint
-#: is detected: as long as ByteTrack keeps a lost track at the profiles' ``track_buffer`` (30
-#: frames at 30 fps), so a face the detector misses on a few frames in a row is found again
-#: before its track is dropped.
+#: (of the same shot) is detected: as long as ByteTrack keeps a lost track at the profiles'
+#: ``track_buffer`` (30 frames at 30 fps), so a face the detector misses on a few frames in a row
+#: is found again before its track is dropped. A cut ends it: tracks do not cross cuts.
 HOLD_S = 1.0
 
 
@@ -137,8 +137,8 @@ def adaptive_map(detect: Callable[[Any], Any], frames: Iterable[ScheduledFrame],
             results can be skipped.
         lost: ``lost(result_a, result_b)``: whether a face of the first anchor is not in the
             second (:func:`fewer_faces`).
-        hold: frames after an anchor that ``lost`` a face during which every midpoint is
-            detected anyway: a face the detector finds only on some frames (small, scored near
+        hold: frames after an anchor that ``lost`` a face during which every midpoint of its shot
+            is detected anyway (the hold ends at the next cut): a face the detector finds only on some frames (small, scored near
             the threshold) can be missed on both anchors of a pair while it is still there, and
             its tracker needs the frames between to keep it (see :data:`HOLD_S`).
 
@@ -177,7 +177,7 @@ def adaptive_map(detect: Callable[[Any], Any], frames: Iterable[ScheduledFrame],
     def decide(block: bool) -> None:
         """Skip or run the midpoints whose anchors are detected (all of them with ``block``),
         in order: the midpoint is skipped when its anchors agree and no face was lost in the
-        last ``hold`` frames."""
+        last ``hold`` frames of its shot."""
         nonlocal lost_at
         while undecided and (block or all(ready(e) for e in undecided[0][1:])):
             mid, before, after = undecided.popleft()
@@ -186,7 +186,11 @@ def adaptive_map(detect: Callable[[Any], Any], frames: Iterable[ScheduledFrame],
             agree = after is not None and same is not None and same(before.result, after.result)
             if after is not None and lost is not None and lost(before.result, after.result):
                 lost_at = after.frame.frame_idx
-            if agree and before.frame.frame_idx >= lost_at + hold:
+            # the hold ends at a cut too: the tracker starts afresh in every shot, so no lost
+            # track of the shot before is kept there to be found again
+            shot_start = before.frame.frame_idx - before.frame.shot_offset
+            held = shot_start <= lost_at and before.frame.frame_idx < lost_at + hold
+            if agree and not held:
                 mid.done = True
                 before.span = 2 * stride
             else:
