@@ -5,6 +5,8 @@ memory against episode length, and re-clustering against a full run.
     python benchmarks/bench.py --profiles balanced --repeat 1 --packs ci_pack   # while iterating
     python benchmarks/bench.py --repeat 16 --profiles fast,balanced --memory 16  # the goals
     python benchmarks/bench.py --memory 8 --recluster         # also x1 vs x8, and a re-cluster
+    python benchmarks/bench.py --repeat 16 --threads --packs ci_pack  # also the detection pass's
+                                                              # CPU by thread
     python benchmarks/bench.py --observe 200   # only: episode_video observation, 200 episodes
 
 The input is built at run time, outside the repository (``$SCREENALYTICS_BENCH_DIR``, default
@@ -18,7 +20,10 @@ A run's fixed cost is its wall time minus the stages' own compute (process start
 Dagster instance and event log, model loading, the table at the end); it is also split, from the
 run's event log, into its start (process start to the detection pass), its end (after the last
 asset is materialized) and what lies between the stages (step bookkeeping, asset checks,
-artifacts written and read). Every measurement runs in its own process, so that its peak
+artifacts written and read). With ``--threads``, the detection pass also runs alone, outside
+Dagster, and its CPU is split by thread (the detector calls, FFmpeg's decoding threads, the decode
+thread's conversions and shot cuts): its CPU over the cores is the least wall time any schedule of
+that work could take. Every measurement runs in its own process, so that its peak
 resident memory (ru_maxrss of that process) is its own; figures and ratios come from one
 invocation on one machine. The show's facebank is built before the timing (once per show, not
 per episode). Models: the real packs from ../shared/models (override with
@@ -222,6 +227,92 @@ def child_decode(video: str) -> dict:
     return {"wall_s": wall, "frames": n, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
+class ThreadCPU:
+    """CPU seconds per thread of this process, sampled from ``/proc/self/task`` (Linux) every
+    ``interval`` seconds while in use as a context manager: Python threads by their name
+    (``threading``), every other thread (FFmpeg's decoding threads) as ``"native"``. A thread
+    that ends between two samples loses at most ``interval`` seconds of its CPU."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self._threading = threading
+        self._interval = interval
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        names = {t.native_id: t.name for t in self._threading.enumerate()}
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended
+                continue
+            tid = int(task.name)
+            cpu = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+            name = names.get(tid) or self._last.get(tid, ("native", 0.0))[0]
+            self._last[tid] = (name, cpu)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> "ThreadCPU":
+        self._sample()
+        self._start = dict(self._last)
+        self._thread = self._threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def by_role(self) -> dict[str, float]:
+        """CPU seconds spent inside the block, per role: ``main``, ``decode`` (the decode
+        thread: its share of FFmpeg's work, the pixel-format conversions, shot cuts),
+        ``model-call`` (the detector calls and the faces aligned in them), ``native``, and
+        ``cpu-sampler`` (this measurement's own cost)."""
+        out: dict[str, float] = {}
+        for tid, (name, cpu) in self._last.items():
+            role = "main" if name == "MainThread" else "decode" if name.endswith("-decode") \
+                else "model-call" if name.startswith("model-call") else name
+            out[role] = out.get(role, 0.0) + cpu - self._start.get(tid, (name, 0.0))[1]
+        return out
+
+
+def child_threads(video: str, pack: str, profile: str) -> dict:
+    """The detection pass alone (``core.detect.scan_episode`` with the profile's settings, as
+    the ``detections`` asset calls it, its crops written to a temporary folder): its wall time,
+    its CPU and how the CPU splits between threads (:class:`ThreadCPU`)."""
+    from resources.models import load_face_models
+    from screenalytics_assets.core.detect import scan_episode
+    from screenalytics_assets.core.detection_crops import CropWriter
+    from screenalytics_assets.settings import load_settings
+
+    s = load_settings(profile=profile, model_pack=pack)
+    models = load_face_models(str(SHARED), pack, "cpu")
+    with tempfile.TemporaryDirectory(prefix="bench-threads-") as tmp:
+        crops = CropWriter(Path(tmp) / "crops")
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.perf_counter()
+        with ThreadCPU() as threads:
+            scan = scan_episode(
+                video, models.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
+                det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
+                min_scene_len_s=s["min_scene_len_s"], min_detection_fps=s["min_detection_fps"],
+                workers=models.parallel_calls, crops=crops,
+                refine_below_px=s["refine_below_px"], adaptive=s["adaptive_stride"])
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        crops.discard()
+    return {"wall_s": wall, "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime
+            - before.ru_stime, "threads": threads.by_role(), "frames": scan.video.n_frames,
+            "processed": scan.frames_processed, "video_s": scan.video.duration_s}
+
+
 def child_recluster(video: str, pack: str) -> dict:
     """A full run through Dagster, then a re-cluster after a ``cluster_thresh`` change (only the
     stale assets run)."""
@@ -422,6 +513,10 @@ def main() -> None:
                     help="also peak RSS of the first profile on the 720p clip x1 and xN")
     ap.add_argument("--recluster", action="store_true",
                     help="also time a re-cluster after a cluster_thresh change")
+    ap.add_argument("--threads", action="store_true",
+                    help="also the detection pass alone per profile on the longest input (first "
+                         "pack, CPU): its CPU split between the decode thread, the detector calls "
+                         "and FFmpeg's threads, and the wall time the cores allow it")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--observe", type=int, default=0, metavar="N",
                     help="only time the episode_video observation of N registered episodes")
@@ -433,7 +528,8 @@ def main() -> None:
     if args.child:
         kind, *cargs = args.child
         fn = {"facebank": child_facebank, "stages": child_stages, "naive": child_naive,
-              "recluster": child_recluster, "rss": child_rss, "decode": child_decode}[kind]
+              "recluster": child_recluster, "rss": child_rss, "decode": child_decode,
+              "threads": child_threads}[kind]
         print(json.dumps(fn(*cargs)))
         return
 
@@ -471,6 +567,19 @@ def main() -> None:
                 _print_run(profile, r, naive)
                 if profile == profiles[0] and n == repeats[0]:
                     print("      ONNX Runtime session: " + json.dumps(r["stages"].get("session")))
+    if args.threads:
+        n = repeats[-1]
+        cores = len(os.sched_getaffinity(0))
+        print(f"\n== the detection pass alone, CPU by thread ({packs[0]}, x{n}, {cores} cores)")
+        for profile in profiles:
+            t = _child("threads", _env(packs[0], "cpu"), str(videos[n]), packs[0], profile)
+            split = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(
+                t["threads"].items(), key=lambda kv: -kv[1]))
+            print(f"  {profile:<9} {t['wall_s']:6.2f} s wall, {t['cpu_s']:.1f} s CPU "
+                  f"({t['cpu_s'] / t['wall_s']:.2f} cores busy; at least "
+                  f"{t['cpu_s'] / cores:.2f} s on {cores} cores); {t['processed']} of "
+                  f"{t['frames']} frames to the detector")
+            print(f"      by thread: {split}")
     if args.memory > 1:
         profile, pack = profiles[0], packs[0]
         print(f"\n== peak memory vs length ({profile}, {pack}, 720p x1 and x{args.memory})")
