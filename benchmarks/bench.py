@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -234,16 +235,13 @@ class ThreadCPU:
     that ends between two samples loses at most ``interval`` seconds of its CPU."""
 
     def __init__(self, interval: float = 0.1) -> None:
-        import threading
-
-        self._threading = threading
         self._interval = interval
         self._tick = os.sysconf("SC_CLK_TCK")
         self._last: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
 
     def _sample(self) -> None:
-        names = {t.native_id: t.name for t in self._threading.enumerate()}
+        names = {t.native_id: t.name for t in threading.enumerate()}
         for task in Path("/proc/self/task").iterdir():
             try:
                 fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
@@ -261,7 +259,7 @@ class ThreadCPU:
     def __enter__(self) -> "ThreadCPU":
         self._sample()
         self._start = dict(self._last)
-        self._thread = self._threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
         self._thread.start()
         return self
 

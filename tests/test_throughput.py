@@ -303,8 +303,8 @@ def test_the_adaptive_schedule_detects_between_anchors_only_where_they_differ(wo
         lost=lambda x, y: (x, y) == ("a", "b"), hold=8) if r is not None]
     assert held == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 2), (22, 2), (24, 2), (26, 2),
                     (28, 2), (30, 4), (34, 4), (38, 2)]
-    # without the cut, the hold runs its 8 frames: 26, 28 and 30 (the anchor 32 = 24 + 8 is past
-    # it); 38 is the video's end
+    # without the cut, the hold runs its 8 frames: the midpoints 26 and 30 are detected, 34 is
+    # not (its anchor 32 = 24 + 8 is past the hold); 38 is the video's end
     one_shot = [(f.frame_idx, span) for f, r, span in adaptive_map(
         lambda frame: "a" if frame.frame_idx < 21 else "b", _frames(40, 2, set()), 2, workers,
         same=lambda x, y: x == y, lost=lambda x, y: (x, y) == ("a", "b"), hold=8)

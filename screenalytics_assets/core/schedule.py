@@ -138,9 +138,10 @@ def adaptive_map(detect: Callable[[Any], Any], frames: Iterable[ScheduledFrame],
         lost: ``lost(result_a, result_b)``: whether a face of the first anchor is not in the
             second (:func:`fewer_faces`).
         hold: frames after an anchor that ``lost`` a face during which every midpoint of its shot
-            is detected anyway (the hold ends at the next cut): a face the detector finds only on some frames (small, scored near
-            the threshold) can be missed on both anchors of a pair while it is still there, and
-            its tracker needs the frames between to keep it (see :data:`HOLD_S`).
+            is detected anyway (the hold ends at the next cut): a face the detector finds only on
+            some frames (small, scored near the threshold) can be missed on both anchors of a
+            pair while it is still there, and its tracker needs the frames between to keep it
+            (see :data:`HOLD_S`).
 
     Yields:
         ``(frame, result, span)``: ``result`` is None on frames not processed (skipped by the
