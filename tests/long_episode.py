@@ -505,6 +505,74 @@ def seconds_after_review(report, links) -> dict[str, float]:
     return out
 
 
+#: Where a second on screen ends up (:func:`seconds_by_outcome`), in the order they are printed.
+OUTCOMES = ("named", "review right", "review wrong", "unnamed", "named wrong", "no identity",
+            "missed", "missed small")
+
+
+def seconds_by_outcome(ep: LongEpisode, tracks, label_of: dict[int, int], links,
+                       report) -> dict[str, dict[str, float]]:
+    """Where each person's seconds on screen end up, frame by frame: person key -> outcome ->
+    seconds, the outcomes of every person adding up to their true seconds.
+
+    Each track is matched to the face of its shot whose centre is nearest its own at the
+    track's middle detection (the faces of a shot lie in separate vertical bands), and each
+    frame a track covers (a detection's frame and the frames its ``dur`` stands for) takes the
+    track's outcome: ``named`` (its identity is linked to that person), ``named wrong`` (to
+    someone else), ``review right`` / ``review wrong`` (left ``needs_review`` with that person
+    first among its suggestions, or someone else), ``unnamed`` (no link, no review), ``no
+    identity`` (a track clustering dropped); a frame two tracks cover takes the better outcome
+    (the earlier in :data:`OUTCOMES`). A frame of the person's shots that no track covers is
+    ``missed``, or ``missed small`` in a shot where the face is under :data:`SMALL_FACE_PX` at
+    its smallest.
+
+    Args:
+        ep: the episode and its answer. tracks: its ``TrackSet``. label_of: track id ->
+            identity id (``IdentitySet.label_of()``). links: ``CastLinks``. report:
+            ``ScreenTimeReport``.
+    """
+    starts = np.array([s.start_frame for s in ep.shots], np.int64)
+    named = {p.identity_id: p.cast_id for p in report.people}
+    review = {i.identity_id: i.suggestions[0]["cast_id"] for i in links.reviewed()
+              if i.needs_review and not i.cast_id and i.suggestions}
+    rank = {o: i for i, o in enumerate(OUTCOMES)}
+    covered: dict[tuple[int, str], dict[int, str]] = {}
+    for track in tracks.tracks:
+        mid = len(track.frame_idx) // 2
+        frame = int(track.frame_idx[mid])
+        index = int(np.searchsorted(starts, frame, side="right") - 1)
+        shot = ep.shots[index]
+        if not shot.faces:
+            continue
+        t = (frame - shot.start_frame) / max(shot.n_frames - 1, 1)
+        x = float(track.bbox[mid][0] + track.bbox[mid][2]) / 2
+        face = min(shot.faces, key=lambda f: abs(f.at(t)[0] - x))
+        identity = label_of.get(track.track_id)
+        if identity is None:
+            outcome = "no identity"
+        elif named.get(identity):
+            outcome = "named" if named[identity] == face.person else "named wrong"
+        elif identity in review:
+            outcome = "review right" if review[identity] == face.person else "review wrong"
+        else:
+            outcome = "unnamed"
+        frames = covered.setdefault((index, face.person), {})
+        for first, dur in zip(track.frame_idx, track.dur):
+            for k in range(int(first), min(int(first) + max(1, round(dur * ep.fps)),
+                                           shot.end_frame + 1)):
+                if k not in frames or rank[outcome] < rank[frames[k]]:
+                    frames[k] = outcome
+    out: dict[str, dict[str, float]] = {}
+    for index, shot in enumerate(ep.shots):
+        for face in shot.faces:
+            frames = covered.get((index, face.person), {})
+            miss = "missed small" if min(face.height) < SMALL_FACE_PX else "missed"
+            person = out.setdefault(face.person, dict.fromkeys(OUTCOMES, 0.0))
+            for k in range(shot.start_frame, shot.end_frame + 1):
+                person[frames.get(k, miss)] += 1 / ep.fps
+    return out
+
+
 # ---------------------------------------------------------------------------- face boxes
 def measure_face_boxes(faces_dir: Path, model_root: Path, pack: str = "ci_pack") -> dict:
     """Find the face in every ``ref_*`` photo as the facebank does (``core.facebank.photo_face``:

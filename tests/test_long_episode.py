@@ -4,9 +4,13 @@ answer, cuts the shot-cut detector finds; and one short episode through the real
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
+from screenalytics_assets.core.tracking import Track
 
 from tests.conftest import FACES
 from tests.long_episode import (
@@ -23,7 +27,10 @@ from tests.long_episode import (
     MIN_SHOT_S,
     SPRITE_SCALE,
     WIDTH,
+    OUTCOMES,
+    Face,
     LongEpisode,
+    Shot,
     build_long_episode,
     cut_score,
     gradient,
@@ -31,6 +38,7 @@ from tests.long_episode import (
     main,
     plan,
     seconds_after_review,
+    seconds_by_outcome,
     truth_doc,
 )
 
@@ -115,6 +123,46 @@ def test_facebank_folder_and_truth_file(short_episode, tmp_path, capsys):
     assert all(short_episode.seconds[c] == 0 for c in short_episode.absent)
     assert main(["--minutes", "0.001", "--out", str(tmp_path)]) == 2
     assert "shorter than one shot" in capsys.readouterr().err
+
+
+def _track(track_id: int, frames: range, x: float, dur_frames: int) -> Track:
+    n = len(frames)
+    bbox = np.tile(np.array([x - 20, 340, x + 20, 380], np.float32), (n, 1))
+    return Track.from_columns(track_id, 0, np.arange(n), np.array(frames, np.int64),
+                              np.array(frames) / FPS, np.array(frames, np.int64), bbox,
+                              np.full(n, 0.9, np.float32), np.zeros((n, 5, 2), np.float32),
+                              np.full(n, dur_frames / FPS))
+
+
+def test_every_second_on_screen_is_counted_once_under_its_outcome():
+    """One 2-s shot, p01 (100 px, on the left) and p03 (30 px, on the right): p01's track covers
+    40 frames and its identity is named p01; p03's covers 20 and waits for review behind p01;
+    a track clustering dropped lies on p01's face within the named one (first in track order:
+    the better outcome wins, not the first track). The rest of each person's frames are missed
+    (p03's face is small)."""
+    faces = (Face("p01", "ref_02", ((0.0, 300.0), (1.0, 300.0)), (360.0, 360.0), (100.0, 100.0)),
+             Face("p03", "ref_02", ((0.0, 900.0), (1.0, 900.0)), (360.0, 360.0), (30.0, 30.0)))
+    ep = LongEpisode(Path("episode.mp4"), Path("truth.json"), FPS, 50, {"p01": 2.0, "p03": 2.0},
+                     ["p01", "p03"], [], [], Path("facebank"), [Shot(0, 49, ((0,) * 3,) * 2,
+                                                                      faces)])
+    tracks = SimpleNamespace(tracks=[_track(0, range(10, 20, 2), 300.0, 2),
+                                     _track(1, range(0, 40, 2), 305.0, 2),
+                                     _track(2, range(0, 20, 2), 890.0, 2)])
+    links = SimpleNamespace(reviewed=lambda: [
+        SimpleNamespace(identity_id=0, cast_id="p01", needs_review=False, suggestions=[]),
+        SimpleNamespace(identity_id=1, cast_id=None, needs_review=True,
+                        suggestions=[{"cast_id": "p01"}, {"cast_id": "p03"}])])
+    report = SimpleNamespace(people=[SimpleNamespace(identity_id=0, cast_id="p01"),
+                                     SimpleNamespace(identity_id=1, cast_id=None)])
+    out = seconds_by_outcome(ep, tracks, {1: 0, 2: 1}, links, report)
+    assert set(out) == {"p01", "p03"} and all(list(by) == list(OUTCOMES) for by in out.values())
+    assert out["p01"]["named"] == pytest.approx(40 / FPS)
+    assert out["p01"]["missed"] == pytest.approx(10 / FPS)
+    assert out["p03"]["review wrong"] == pytest.approx(20 / FPS)
+    assert out["p03"]["missed small"] == pytest.approx(30 / FPS)
+    for person, by in out.items():
+        assert sum(by.values()) == pytest.approx(ep.seconds[person])
+        assert by["no identity"] == 0.0  # track 0's frames are p01's named ones
 
 
 @pytest.mark.slow
