@@ -238,7 +238,9 @@ class ThreadCPU:
         self._interval = interval
         self._tick = os.sysconf("SC_CLK_TCK")
         self._last: dict[int, tuple[str, float]] = {}
+        self._start: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
 
     def _sample(self) -> None:
         names = {t.native_id: t.name for t in threading.enumerate()}
@@ -259,7 +261,6 @@ class ThreadCPU:
     def __enter__(self) -> "ThreadCPU":
         self._sample()
         self._start = dict(self._last)
-        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
         self._thread.start()
         return self
 
@@ -282,11 +283,11 @@ class ThreadCPU:
 
 
 def child_threads(video: str, pack: str, profile: str) -> dict:
-    """The detection pass alone (``core.detect.scan_episode`` with the profile's settings, as
-    the ``detections`` asset calls it, its crops written to a temporary folder): its wall time,
-    its CPU and how the CPU splits between threads (:class:`ThreadCPU`)."""
+    """The detection pass alone (``core.detect.scan_episode`` with the profile's settings through
+    ``scan_options``, as the ``detections`` asset calls it, its crops written to a temporary
+    folder): its wall time, its CPU and how the CPU splits between threads (:class:`ThreadCPU`)."""
     from resources.models import load_face_models
-    from screenalytics_assets.core.detect import scan_episode
+    from screenalytics_assets.core.detect import scan_episode, scan_options
     from screenalytics_assets.core.detection_crops import CropWriter
     from screenalytics_assets.settings import load_settings
 
@@ -297,12 +298,8 @@ def child_threads(video: str, pack: str, profile: str) -> dict:
         before = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         with ThreadCPU() as threads:
-            scan = scan_episode(
-                video, models.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
-                det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
-                min_scene_len_s=s["min_scene_len_s"], min_detection_fps=s["min_detection_fps"],
-                workers=models.parallel_calls, crops=crops,
-                refine_below_px=s["refine_below_px"], adaptive=s["adaptive_stride"])
+            scan = scan_episode(video, models.detector, **scan_options(s),
+                                workers=models.parallel_calls, crops=crops)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_SELF)
         crops.discard()

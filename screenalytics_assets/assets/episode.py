@@ -32,7 +32,7 @@ from ..core.artifacts import (
     spool_array,
 )
 from ..core.clustering import ClusteringParams
-from ..core.detect import EpisodeScan, scan_episode
+from ..core.detect import EpisodeScan, scan_episode, scan_options
 from ..core.detection_crops import CropCache, CropWriter, crops_path
 from ..core.embedding import embed_faces
 from ..core.episode import identify, representatives, screentime_report
@@ -84,12 +84,9 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
         with timed() as t:
             try:
                 scan = scan_episode(
-                    path, m.detector, stride=s["stride"], fps=s["fps"], det_size=s["det_size"],
-                    det_thresh=s["det_thresh"], scene_threshold=s["scene_threshold"],
-                    min_scene_len_s=s["min_scene_len_s"], min_detection_fps=s["min_detection_fps"],
+                    path, m.detector, **scan_options(s),
                     progress=reporter("detections", context.log.info), workers=m.parallel_calls,
-                    crops=crops, refine_below_px=s["refine_below_px"],
-                    adaptive=s["adaptive_stride"])
+                    crops=crops)
             except BaseException:
                 crops.discard()
                 raise

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import os
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -230,6 +231,23 @@ def coverage(frame_idx: np.ndarray, shot_id: np.ndarray, frame_ts: np.ndarray,
     shot_end = np.array([s.end_frame for s in shots], np.int64)[shot_id]
     last = np.minimum(np.minimum(frame_idx + stride - 1, n - 1), shot_end)
     return frame_end[last] - frame_ts[frame_idx]
+
+
+def scan_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`scan_episode` that come from a profile's settings (the
+    ``detections`` stage's keys of ``settings.ASSET_SETTINGS``, ``adaptive_stride`` as
+    ``adaptive``), so that every caller runs the pass as the ``detections`` asset does.
+
+    Raises:
+        KeyError: a setting is missing from ``settings``.
+    """
+    return {"stride": settings["stride"], "fps": settings["fps"],
+            "det_size": settings["det_size"], "det_thresh": settings["det_thresh"],
+            "scene_threshold": settings["scene_threshold"],
+            "min_scene_len_s": settings["min_scene_len_s"],
+            "min_detection_fps": settings["min_detection_fps"],
+            "refine_below_px": settings["refine_below_px"],
+            "adaptive": settings["adaptive_stride"]}
 
 
 def scan_episode(
