@@ -489,14 +489,20 @@ def build_long_episode(faces_dir: Path, out_dir: Path, minutes: float = 20.0,
     return LongEpisode.load(out_dir, faces_dir)
 
 
+def first_suggestions(links) -> dict[int, str]:
+    """Identity id -> the cast id of its first suggestion, for every identity of ``links``
+    (``CastLinks``) that cast linking left ``needs_review`` and unlinked."""
+    return {i.identity_id: i.suggestions[0]["cast_id"] for i in links.reviewed()
+            if i.needs_review and not i.cast_id and i.suggestions}
+
+
 def seconds_after_review(report, links) -> dict[str, float]:
     """Seconds per cast member once every identity that cast linking left ``needs_review`` is
     linked to its first suggestion (one click per item of the review queue): the automatic
     names of ``report`` (a ``ScreenTimeReport``) plus, per identity of ``links`` (``CastLinks``)
     marked ``needs_review``, its seconds under its first suggestion. Identities of one person are
     never on screen together, so their seconds add up."""
-    pending = {i.identity_id: i.suggestions[0]["cast_id"] for i in links.reviewed()
-               if i.needs_review and not i.cast_id and i.suggestions}
+    pending = first_suggestions(links)
     out = dict(report.cast_seconds())
     for person in report.people:
         if person.identity_id in pending:
@@ -533,8 +539,7 @@ def seconds_by_outcome(ep: LongEpisode, tracks, label_of: dict[int, int], links,
     """
     starts = np.array([s.start_frame for s in ep.shots], np.int64)
     named = {p.identity_id: p.cast_id for p in report.people}
-    review = {i.identity_id: i.suggestions[0]["cast_id"] for i in links.reviewed()
-              if i.needs_review and not i.cast_id and i.suggestions}
+    review = first_suggestions(links)
     rank = {o: i for i, o in enumerate(OUTCOMES)}
     covered: dict[tuple[int, str], dict[int, str]] = {}
     for track in tracks.tracks:
@@ -550,7 +555,7 @@ def seconds_by_outcome(ep: LongEpisode, tracks, label_of: dict[int, int], links,
         identity = label_of.get(track.track_id)
         if identity is None:
             outcome = "no identity"
-        elif named.get(identity):
+        elif named.get(identity) is not None:
             outcome = "named" if named[identity] == face.person else "named wrong"
         elif identity in review:
             outcome = "review right" if review[identity] == face.person else "review wrong"

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from screenalytics_assets.core.tracking import Track
-
 from tests.conftest import FACES
 from tests.long_episode import (
     ABSENT,
@@ -25,9 +24,9 @@ from tests.long_episode import (
     MIN_CUT_SCORE,
     MIN_FACE_PX,
     MIN_SHOT_S,
+    OUTCOMES,
     SPRITE_SCALE,
     WIDTH,
-    OUTCOMES,
     Face,
     LongEpisode,
     Shot,
