@@ -8,6 +8,8 @@ import numpy as np
 
 
 from screenalytics_assets.checks import (
+    INVARIANTS,
+    episode_check_specs,
     every_track_in_one_identity,
     screentime_within_duration,
     tracks_stay_in_one_shot,
@@ -35,6 +37,27 @@ def test_checks_pass_on_the_hamilton_run(hamilton_run):
         "embeddings_are_unit_vectors", "tracks_stay_in_one_shot", "every_track_in_one_identity",
         "screentime_within_duration", *(f"{a}_files_intact" for a in CODECS)}
     assert all(e.passed for e in evaluations)
+
+
+@pytest.mark.slow
+def test_each_check_runs_in_its_assets_step(hamilton_run):
+    """No step of its own per check: the run's steps are its assets, and every evaluation comes
+    from the step of the asset it checks (files_intact passing there means the files had been
+    written: a missing manifest is a problem)."""
+    from dagster import DagsterEventType
+
+    events = hamilton_run.result.all_events
+    assert {e.step_key for e in events if e.step_key} == set(CODECS)
+    checks = [e for e in events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    assert len(checks) == len(CODECS) + 4
+    assert all(e.step_key == e.asset_check_evaluation_data.asset_key.path[-1] for e in checks)
+
+
+def test_every_episode_check_is_blocking():
+    specs = {a: episode_check_specs(a) for a in CODECS}
+    assert {s.name for a in CODECS for s in specs[a]} == {
+        *(f"{a}_files_intact" for a in CODECS), *(n for c in INVARIANTS.values() for n in c)}
+    assert all(s.blocking and s.asset_key.path[-1] == a for a in CODECS for s in specs[a])
 
 
 def test_embedding_problems():

@@ -4,8 +4,11 @@ episode's show's facebank, and the episode's links of identities to cast members
 # No ``from __future__ import annotations``: Dagster reads the annotations of the asset functions
 # (config and resource parameters) at definition time.
 
+from collections.abc import Iterator
+
 from dagster import (
     AllPartitionMapping,
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetObservation,
@@ -18,6 +21,7 @@ from dagster import (
     DataVersionsByPartition,
     MaterializeResult,
     MetadataValue,
+    Output,
     asset,
 )
 
@@ -32,6 +36,7 @@ from resources.facebank import (
 )
 from resources.models import FaceModelsResource
 
+from ..checks import checked
 from ..core.artifacts import CastLinks, FaceEmbeddings, IdentitySet, TrackSet
 from ..core.cast_links import link_quality
 from ..core.ep_id import parse_ep_id, validate_show
@@ -207,7 +212,7 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
            deps=[show_facebank, identity_edits])
     def cast_links(context: AssetExecutionContext, config: Config, storage: StorageResource,
                    identities: IdentitySet, tracks: TrackSet,
-                   embeddings: FaceEmbeddings) -> CastLinks:
+                   embeddings: FaceEmbeddings) -> Iterator[Output | AssetCheckResult]:
         s = effective_settings(settings, config, "cast_links")
         ep_id = context.partition_key
         show = parse_ep_id(ep_id).show
@@ -259,6 +264,6 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
                                                   f"({i.suggestions[0]['score']:.2f})"
                                                   if i.suggestions else None),
                               "tracks": len(i.track_ids)} for i in review.identities], 50))
-        return result
+        yield from checked(context, storage, result)
 
     return [facebank, cast_links]

@@ -1,4 +1,4 @@
-"""What every episode asset shares: partitions, code versions, run overrides, metadata."""
+"""What every episode asset shares: partitions, code versions, run overrides, metadata, checks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from dagster import AssetExecutionContext, AutomationCondition, Config, MetadataValue
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
+from ..checks import episode_check_specs
 from ..partitions import episode_partitions
 from ..settings import ASSET_SETTINGS, OVERRIDABLE, SCHEMA, Settings, check_value
 
@@ -71,7 +72,8 @@ def stage_config(settings: Settings, name: str) -> type[StageConfig]:
 
 
 def stage_kwargs(settings: Settings, name: str, description: str) -> dict[str, Any]:
-    """``@asset`` keyword arguments shared by the episode assets."""
+    """``@asset`` keyword arguments shared by the episode assets, their checks included (each
+    asset yields their results at its end through :func:`..checks.checked`)."""
     return dict(
         name=name,
         partitions_def=episode_partitions,
@@ -81,6 +83,7 @@ def stage_kwargs(settings: Settings, name: str, description: str) -> dict[str, A
         automation_condition=EPISODE_AUTOMATION,
         pool=MODEL_POOL if name in MODEL_ASSETS else None,
         description=description,
+        check_specs=episode_check_specs(name),
         metadata={"settings": MetadataValue.json(settings.for_asset(name)),
                   "profile": settings.profile},
     )
@@ -120,7 +123,7 @@ def stage_metadata(context: AssetExecutionContext, settings: Settings, name: str
     this stage (the first stage's is its own); on the cluster a step runs in a Celery worker's
     pool process, which outlives the step, so it is that process's peak so far."""
     overrides = run_overrides(settings, config, name)
-    context.add_output_metadata({
+    context.add_output_metadata(output_name="result", metadata={
         "runtime_s": round(seconds, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "settings_used": MetadataValue.json(used),

@@ -8,19 +8,30 @@ one function of ``core`` and reports metadata; the IO manager writes the result.
 """
 
 
+from collections.abc import Iterator
+
 import numpy as np
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetsDefinition,
     DataVersion,
     DataVersionsByPartition,
     MetadataValue,
+    Output,
     asset,
 )
 
 from resources.dagster_storage import StorageResource
 from resources.models import FaceModelsResource
 
+from ..checks import (
+    checked,
+    embeddings_are_unit_vectors,
+    every_track_in_one_identity,
+    screentime_within_duration,
+    tracks_stay_in_one_shot,
+)
 from ..core.artifacts import (
     CastLinks,
     FaceEmbeddings,
@@ -74,7 +85,7 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
                           "stride-th frame, and shot cuts (PySceneDetect content detector)."),
            deps=[episode_video])
     def detections(context: AssetExecutionContext, config: Config,
-                   models: FaceModelsResource, storage: StorageResource) -> EpisodeScan:
+                   models: FaceModelsResource, storage: StorageResource) -> Iterator[Output | AssetCheckResult]:
         s = effective_settings(settings, config, "detections")
         m = models.load()
         store = storage.store()
@@ -106,7 +117,7 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
             shot_table=preview([sh.to_dict() for sh in scan.shots], 50),
             faces_per_shot=MetadataValue.json(
                 {int(sh.shot_id): int((d.shot_id == sh.shot_id).sum()) for sh in scan.shots}))
-        return scan
+        yield from checked(context, storage, scan)
 
     return detections
 
@@ -116,8 +127,8 @@ def tracks_asset(settings: Settings) -> AssetsDefinition:
 
     @asset(**stage_kwargs(settings, "tracks", "ByteTrack tracks over the detections, reset at "
                           "every shot cut."))
-    def tracks(context: AssetExecutionContext, config: Config,
-               detections: EpisodeScan) -> TrackSet:
+    def tracks(context: AssetExecutionContext, config: Config, storage: StorageResource,
+               detections: EpisodeScan) -> Iterator[Output | AssetCheckResult]:
         s = effective_settings(settings, config, "tracks")
         with timed() as t:
             found = track_detections(detections.detections, detections.video.fps, TrackingParams(
@@ -133,7 +144,7 @@ def tracks_asset(settings: Settings) -> AssetsDefinition:
             preview=preview([{"track_id": tr.track_id, "shot_id": tr.shot_id,
                               "start_frame": tr.start_frame, "end_frame": tr.end_frame,
                               "frames": len(tr)} for tr in found]))
-        return result
+        yield from checked(context, storage, result, tracks_stay_in_one_shot(result))
 
     return tracks
 
@@ -145,7 +156,7 @@ def faces_asset(settings: Settings) -> AssetsDefinition:
                           "ArcFace-aligned to 112x112: cut in the detection pass, or from the frames "
                           "it decodes when that pass ran elsewhere."))
     def faces(context: AssetExecutionContext, config: Config, storage: StorageResource,
-              tracks: TrackSet) -> FaceSet:
+              tracks: TrackSet) -> Iterator[Output | AssetCheckResult]:
         s = effective_settings(settings, config, "faces")
         store = storage.store()
         path = store.video_path(context.partition_key)
@@ -171,7 +182,7 @@ def faces_asset(settings: Settings) -> AssetsDefinition:
             tracks=len(tracks.tracks), frames_decoded=len(set(samples.pts[~cached].tolist())),
             faces_from_detection_pass=int(cached.sum()), crops_saved=len(images),
             mean_quality=round(float(samples.quality.mean()), 3) if len(samples) else 0.0)
-        return FaceSet(samples, aligned, images)
+        yield from checked(context, storage, FaceSet(samples, aligned, images))
 
     return faces
 
@@ -181,8 +192,8 @@ def embeddings_asset(settings: Settings) -> AssetsDefinition:
 
     @asset(**stage_kwargs(settings, "embeddings", "L2-normalised ArcFace embeddings of the "
                           "sampled faces, float32 [n_faces, D]."))
-    def embeddings(context: AssetExecutionContext, config: Config,
-                   models: FaceModelsResource, faces: FaceSet) -> FaceEmbeddings:
+    def embeddings(context: AssetExecutionContext, config: Config, models: FaceModelsResource,
+                   storage: StorageResource, faces: FaceSet) -> Iterator[Output | AssetCheckResult]:
         s = effective_settings(settings, config, "embeddings")
         m = models.load()
         with timed() as t:
@@ -196,7 +207,9 @@ def embeddings_asset(settings: Settings) -> AssetsDefinition:
             dim=int(vectors.shape[1]), model_pack=m.pack, execution_provider=m.provider,
             onnxruntime_session=MetadataValue.json(m.session_options),
             faces_per_second=round(len(vectors) / max(t["seconds"], 1e-9), 1))
-        return FaceEmbeddings(faces.samples.face_id, faces.samples.track_id, vectors, m.pack)
+        result = FaceEmbeddings(faces.samples.face_id, faces.samples.track_id, vectors, m.pack)
+        yield from checked(context, storage, result,
+                           embeddings_are_unit_vectors(result, m.embedding_dim))
 
     return embeddings
 
@@ -206,8 +219,8 @@ def identities_asset(settings: Settings) -> AssetsDefinition:
 
     @asset(**stage_kwargs(settings, "identities", "Tracks clustered into identities "
                           "(agglomerative, cosine; co-occurring tracks never merged)."))
-    def identities(context: AssetExecutionContext, config: Config,
-                   embeddings: FaceEmbeddings, tracks: TrackSet) -> IdentitySet:
+    def identities(context: AssetExecutionContext, config: Config, storage: StorageResource,
+                   embeddings: FaceEmbeddings, tracks: TrackSet) -> Iterator[Output | AssetCheckResult]:
         s = effective_settings(settings, config, "identities")
         with timed() as t:
             out = identify(tracks, embeddings, ClusteringParams(
@@ -223,7 +236,7 @@ def identities_asset(settings: Settings) -> AssetsDefinition:
             preview=preview([{"identity_id": i.identity_id, "tracks": len(i.track_ids),
                               "faces": i.n_faces, "seconds": round(i.seconds, 2)}
                              for i in result]))
-        return out
+        yield from checked(context, storage, out, every_track_in_one_identity(out, tracks))
 
     return identities
 
@@ -233,16 +246,16 @@ def track_reps_asset(settings: Settings) -> AssetsDefinition:
 
     @asset(**stage_kwargs(settings, "track_reps", "Representative face and quality metrics of "
                           "every track."))
-    def track_reps(context: AssetExecutionContext, config: Config, faces: FaceSet,
-                   embeddings: FaceEmbeddings, identities: IdentitySet,
-                   tracks: TrackSet) -> TrackRepSet:
+    def track_reps(context: AssetExecutionContext, config: Config, storage: StorageResource,
+                   faces: FaceSet, embeddings: FaceEmbeddings, identities: IdentitySet,
+                   tracks: TrackSet) -> Iterator[Output | AssetCheckResult]:
         with timed() as t:
             result = representatives(tracks, faces, embeddings, identities)
         stage_metadata(context, settings, "track_reps", {}, config, t["seconds"],
                        thumbnails=len(result.images), **{
                            k: (MetadataValue.json(v) if isinstance(v, list) else v)
                            for k, v in result.summary.items()})
-        return result
+        yield from checked(context, storage, result)
 
     return track_reps
 
@@ -256,8 +269,8 @@ def screentime_asset(settings: Settings) -> AssetsDefinition:
            # The edits reach screentime through cast_links; the direct dependency makes an edit
            # mark screentime stale at once (Dagster compares direct dependencies only).
            deps=["identity_edits"])
-    def screentime(context: AssetExecutionContext, config: Config, tracks: TrackSet,
-                   cast_links: CastLinks) -> ScreenTimeReport:
+    def screentime(context: AssetExecutionContext, config: Config, storage: StorageResource,
+                   tracks: TrackSet, cast_links: CastLinks) -> Iterator[Output | AssetCheckResult]:
         s = effective_settings(settings, config, "screentime")
         with timed() as t:
             report = screentime_report(context.partition_key, tracks, cast_links,
@@ -267,6 +280,6 @@ def screentime_asset(settings: Settings) -> AssetsDefinition:
                        duration_s=round(tracks.video.duration_s, 3),
                        skipped_edits=MetadataValue.json(report.skipped_edits),
                        **screentime_metadata(report, report.extra_files["screentime.png"]))
-        return report
+        yield from checked(context, storage, report, screentime_within_duration(report))
 
     return screentime
