@@ -71,8 +71,12 @@ def episode_check_specs(asset: str) -> list[AssetCheckSpec]:
     return specs
 
 
+#: What an episode asset yields (its return annotation): its output, then its checks' results.
+Checked = Iterator[Output | AssetCheckResult]
+
+
 def checked(context: AssetExecutionContext, storage: StorageResource, value,
-            *invariants: AssetCheckResult) -> Iterator[Output | AssetCheckResult]:
+            *invariants: AssetCheckResult) -> Checked:
     """What an episode asset yields at its end: ``value`` as its output, then the results of its
     checks, ``invariants`` (computed on ``value``) and :func:`files_intact`.
 

@@ -4,11 +4,8 @@ episode's show's facebank, and the episode's links of identities to cast members
 # No ``from __future__ import annotations``: Dagster reads the annotations of the asset functions
 # (config and resource parameters) at definition time.
 
-from collections.abc import Iterator
-
 from dagster import (
     AllPartitionMapping,
-    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetObservation,
@@ -21,7 +18,6 @@ from dagster import (
     DataVersionsByPartition,
     MaterializeResult,
     MetadataValue,
-    Output,
     asset,
 )
 
@@ -36,7 +32,7 @@ from resources.facebank import (
 )
 from resources.models import FaceModelsResource
 
-from ..checks import checked
+from ..checks import Checked, checked
 from ..core.artifacts import CastLinks, FaceEmbeddings, IdentitySet, TrackSet
 from ..core.cast_links import link_quality
 from ..core.ep_id import parse_ep_id, validate_show
@@ -212,7 +208,7 @@ def build_cast_assets(settings: Settings) -> list[AssetsDefinition]:
            deps=[show_facebank, identity_edits])
     def cast_links(context: AssetExecutionContext, config: Config, storage: StorageResource,
                    identities: IdentitySet, tracks: TrackSet,
-                   embeddings: FaceEmbeddings) -> Iterator[Output | AssetCheckResult]:
+                   embeddings: FaceEmbeddings) -> Checked:
         s = effective_settings(settings, config, "cast_links")
         ep_id = context.partition_key
         show = parse_ep_id(ep_id).show

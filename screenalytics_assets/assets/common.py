@@ -25,10 +25,11 @@ MODEL_ASSETS = frozenset({"detections", "faces", "embeddings", "facebank"})
 #: Declarative automation of the episode assets (evaluated only while the automation sensor runs):
 #: an asset whose code version changed (a settings edit) is re-run in every partition, together
 #: with everything downstream of it (requested in the same tick, so in the same run), once no run
-#: of it is in progress (and not where a parent was never materialized). Nothing else: new uploads are run by the upload sensor (one run per
-#: upload, deduplicated by run key) or the CLI, and the review commands re-run what an edit makes
-#: stale; reacting to their materializations too (as ``AutomationCondition.eager()`` does) would
-#: start a second run of the same partition while the first is still going.
+#: of it is in progress (and not where a parent was never materialized). Nothing else: new
+#: uploads are run by the upload sensor (one run per upload, deduplicated by run key) or the CLI,
+#: and the review commands re-run what an edit makes stale; reacting to their materializations
+#: too (as ``AutomationCondition.eager()`` does) would start a second run of the same partition
+#: while the first is still going.
 EPISODE_AUTOMATION = (
     (AutomationCondition.code_version_changed().since_last_handled()
      | AutomationCondition.any_deps_match(AutomationCondition.will_be_requested()))

@@ -4,21 +4,18 @@ partition per ep_id.
 
 One small builder per asset: each takes the settings in force (its code version hashes the ones
 it reads, its run config defaults to them) and returns the asset, which reads its inputs, calls
-one function of ``core`` and reports metadata; the IO manager writes the result.
+one function of ``core`` and reports metadata, then yields the result, which the IO manager
+writes, and its checks' results (``checks.checked``).
 """
 
 
-from collections.abc import Iterator
-
 import numpy as np
 from dagster import (
-    AssetCheckResult,
     AssetExecutionContext,
     AssetsDefinition,
     DataVersion,
     DataVersionsByPartition,
     MetadataValue,
-    Output,
     asset,
 )
 
@@ -26,6 +23,7 @@ from resources.dagster_storage import StorageResource
 from resources.models import FaceModelsResource
 
 from ..checks import (
+    Checked,
     checked,
     embeddings_are_unit_vectors,
     every_track_in_one_identity,
@@ -85,7 +83,7 @@ def detections_asset(settings: Settings) -> AssetsDefinition:
                           "stride-th frame, and shot cuts (PySceneDetect content detector)."),
            deps=[episode_video])
     def detections(context: AssetExecutionContext, config: Config,
-                   models: FaceModelsResource, storage: StorageResource) -> Iterator[Output | AssetCheckResult]:
+                   models: FaceModelsResource, storage: StorageResource) -> Checked:
         s = effective_settings(settings, config, "detections")
         m = models.load()
         store = storage.store()
@@ -128,7 +126,7 @@ def tracks_asset(settings: Settings) -> AssetsDefinition:
     @asset(**stage_kwargs(settings, "tracks", "ByteTrack tracks over the detections, reset at "
                           "every shot cut."))
     def tracks(context: AssetExecutionContext, config: Config, storage: StorageResource,
-               detections: EpisodeScan) -> Iterator[Output | AssetCheckResult]:
+               detections: EpisodeScan) -> Checked:
         s = effective_settings(settings, config, "tracks")
         with timed() as t:
             found = track_detections(detections.detections, detections.video.fps, TrackingParams(
@@ -156,7 +154,7 @@ def faces_asset(settings: Settings) -> AssetsDefinition:
                           "ArcFace-aligned to 112x112: cut in the detection pass, or from the frames "
                           "it decodes when that pass ran elsewhere."))
     def faces(context: AssetExecutionContext, config: Config, storage: StorageResource,
-              tracks: TrackSet) -> Iterator[Output | AssetCheckResult]:
+              tracks: TrackSet) -> Checked:
         s = effective_settings(settings, config, "faces")
         store = storage.store()
         path = store.video_path(context.partition_key)
@@ -193,7 +191,7 @@ def embeddings_asset(settings: Settings) -> AssetsDefinition:
     @asset(**stage_kwargs(settings, "embeddings", "L2-normalised ArcFace embeddings of the "
                           "sampled faces, float32 [n_faces, D]."))
     def embeddings(context: AssetExecutionContext, config: Config, models: FaceModelsResource,
-                   storage: StorageResource, faces: FaceSet) -> Iterator[Output | AssetCheckResult]:
+                   storage: StorageResource, faces: FaceSet) -> Checked:
         s = effective_settings(settings, config, "embeddings")
         m = models.load()
         with timed() as t:
@@ -220,7 +218,7 @@ def identities_asset(settings: Settings) -> AssetsDefinition:
     @asset(**stage_kwargs(settings, "identities", "Tracks clustered into identities "
                           "(agglomerative, cosine; co-occurring tracks never merged)."))
     def identities(context: AssetExecutionContext, config: Config, storage: StorageResource,
-                   embeddings: FaceEmbeddings, tracks: TrackSet) -> Iterator[Output | AssetCheckResult]:
+                   embeddings: FaceEmbeddings, tracks: TrackSet) -> Checked:
         s = effective_settings(settings, config, "identities")
         with timed() as t:
             out = identify(tracks, embeddings, ClusteringParams(
@@ -248,7 +246,7 @@ def track_reps_asset(settings: Settings) -> AssetsDefinition:
                           "every track."))
     def track_reps(context: AssetExecutionContext, config: Config, storage: StorageResource,
                    faces: FaceSet, embeddings: FaceEmbeddings, identities: IdentitySet,
-                   tracks: TrackSet) -> Iterator[Output | AssetCheckResult]:
+                   tracks: TrackSet) -> Checked:
         with timed() as t:
             result = representatives(tracks, faces, embeddings, identities)
         stage_metadata(context, settings, "track_reps", {}, config, t["seconds"],
@@ -270,7 +268,7 @@ def screentime_asset(settings: Settings) -> AssetsDefinition:
            # mark screentime stale at once (Dagster compares direct dependencies only).
            deps=["identity_edits"])
     def screentime(context: AssetExecutionContext, config: Config, storage: StorageResource,
-                   tracks: TrackSet, cast_links: CastLinks) -> Iterator[Output | AssetCheckResult]:
+                   tracks: TrackSet, cast_links: CastLinks) -> Checked:
         s = effective_settings(settings, config, "screentime")
         with timed() as t:
             report = screentime_report(context.partition_key, tracks, cast_links,
