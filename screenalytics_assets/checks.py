@@ -59,16 +59,13 @@ INVARIANTS: dict[str, dict[str, str]] = {
 def episode_check_specs(asset: str) -> list[AssetCheckSpec]:
     """The blocking checks the episode asset ``asset`` evaluates in its step: its invariants
     (:data:`INVARIANTS`) and, for an asset with stored files, ``{asset}_files_intact``."""
-    specs = [partitioned_check_spec(name, asset=asset, blocking=True, description=text,
-                                    partitions_def=episode_partitions)
-             for name, text in INVARIANTS.get(asset, {}).items()]
+    checks = dict(INVARIANTS.get(asset, {}))
     if asset in CODECS:
-        specs.append(partitioned_check_spec(
-            f"{asset}_files_intact", asset=asset, blocking=True,
-            partitions_def=episode_partitions,
-            description=f"The stored files of {asset} match the sha256 and row counts recorded "
-                        "when they were written."))
-    return specs
+        checks[f"{asset}_files_intact"] = (f"The stored files of {asset} match the sha256 and "
+                                           "row counts recorded when they were written.")
+    return [partitioned_check_spec(name, asset=asset, blocking=True, description=text,
+                                   partitions_def=episode_partitions)
+            for name, text in checks.items()]
 
 
 #: What an episode asset yields (its return annotation): its output, then its checks' results.
@@ -162,5 +159,5 @@ def facebank_has_a_face_per_cast_member(context: AssetCheckExecutionContext,
                   "without_face": MetadataValue.json(fb.no_face)})
 
 
-#: The checks that are steps of their own (the episode assets' run in the assets' steps).
+#: The checks that are steps of their own (the episode assets' checks run in their steps).
 ASSET_CHECKS: list[AssetChecksDefinition] = [facebank_has_a_face_per_cast_member]
