@@ -587,6 +587,42 @@ def test_only_the_console_script_freezes_what_it_loaded(monkeypatch, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+def test_the_console_scripts_run_loads_with_the_collector_off_and_runs_with_it_on(monkeypatch,
+                                                                                    capsys):
+    """``screenalytics run`` loads what the run needs with CPython's cyclic collector off (it
+    would only re-scan the long-lived objects being loaded) and turns it back on, with those
+    objects frozen, before anything runs; ``main`` inside a longer-lived process never touches
+    the collector."""
+    import gc
+
+    from screenalytics_assets import cli
+    from screenalytics_assets.cli import common
+    from screenalytics_assets.cli import run as run_cmd
+
+    seen = []
+
+    def validate(ep_id):
+        seen.append(gc.isenabled())
+        return real(ep_id)
+
+    real = run_cmd.validate_ep_id
+    monkeypatch.setattr(run_cmd, "validate_ep_id", validate)
+    bad = ["run", "--ep-id", "Not An Ep Id!"]  # refused while loading: nothing is written
+    gc.unfreeze()
+    try:
+        assert cli.main(bad) == 2
+        assert seen == [True] and gc.isenabled()
+        monkeypatch.setattr(common, "PROCESS_EXITS_AFTER_COMMAND", False)
+        monkeypatch.setattr(sys, "argv", ["screenalytics", *bad])
+        assert cli.console_main() == 2
+        assert seen == [True, False]  # loading: off
+        assert gc.isenabled() and gc.get_freeze_count() > 0  # after: on, the loaded frozen
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    assert "error:" in capsys.readouterr().err
+
+
 def test_the_progress_bar_samples_at_most_ten_times_a_second_and_shows_the_end():
     """Assets report every frame; the CLI's bar passes rich a sample at most every 0.1 s per
     stage (rich sums its samples for each speed), and always the last one."""

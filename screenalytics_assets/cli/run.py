@@ -21,6 +21,7 @@ from .common import (
     episode_lock,
     execute,
     instance_for,
+    load_without_collections,
     storage_for,
 )
 from .facebank import photo_check
@@ -75,6 +76,7 @@ RUN_IMPORTS = ("resources.models", "insightface.model_zoo", "screenalytics_asset
 
 
 def run(args) -> int:
+    load_without_collections()  # until the run starts (common.freeze_loaded_objects)
     from ..core.video import validate_video
 
     ep_id = validate_ep_id(args.ep_id)
