@@ -424,8 +424,10 @@ def _env(pack: str, device: str, root: Path | None = None) -> dict:
 
 
 def _child(kind: str, env: dict, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, *args],
-                          env=env, capture_output=True, text=True, check=False)
+    # In this repository's folder: a child's `python -c` (the CLI run) puts its working folder
+    # first on sys.path, so from another checkout's folder it would run that checkout's code.
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", kind, *args],
+                          env=env, cwd=REPO, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} child failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

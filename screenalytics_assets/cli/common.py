@@ -258,14 +258,14 @@ def load_without_collections() -> None:
     process loads what the run needs (imports, the Dagster instance, the models, the
     definitions); :func:`freeze_loaded_objects` turns it back on before the run.
 
-    Loading creates about 430,000 objects that live as long as the process, and the collector,
+    Loading creates about 400,000 objects that live as long as the process, and the collector,
     triggered by the allocations, scans them again and again as they pile up (about 600
     collections, 5 of them full) while finding almost nothing to free: one ``gc.collect()``
     after loading with the collector off frees 4,000 objects, 1 %. Measured with
     ``gc.callbacks`` in ``screenalytics run`` on the 2.4-minute benchmark input (2 cores): the
     collector's time before the run 0.50 s -> 0.005 s; during the run 0.11 -> 0.15 s (one more
     full collection of what the run itself made); the benchmark's start, process start to the
-    detection pass, 2.70-2.99 -> 2.25-2.61 s (three alternated runs each). The pattern the ``gc``
+    detection pass, 2.83 -> 2.43 s (medians of five alternated runs). The pattern the ``gc``
     module's documentation gives with :func:`gc.freeze` (disable early, freeze once loaded).
     Does nothing unless the process exits after its command
     (:data:`PROCESS_EXITS_AFTER_COMMAND`): a longer-lived process keeps its collector.
