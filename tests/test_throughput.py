@@ -587,33 +587,40 @@ def test_only_the_console_script_freezes_what_it_loaded(monkeypatch, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_the_console_scripts_run_loads_with_the_collector_off_and_runs_with_it_on(monkeypatch,
-                                                                                    capsys):
-    """``screenalytics run`` loads what the run needs with CPython's cyclic collector off (it
-    would only re-scan the long-lived objects being loaded) and turns it back on, with those
+@pytest.mark.parametrize("argv, module, validator", [
+    (["run", "--ep-id", "Not An Ep Id!"], "run", "validate_ep_id"),
+    (["facebank", "build", "Not A Show!"], "facebank", "validate_show"),
+    (["facebank", "add", "Not A Show!", "someone", "photo.jpg"], "facebank", "validate_show"),
+    (["review", "Not An Ep Id!", "--run", "show"], "review", "validate_ep_id"),
+])
+def test_commands_that_run_a_job_load_with_the_collector_off_and_run_with_it_on(
+        monkeypatch, capsys, argv, module, validator):
+    """The console script's commands that run a job in their process (``run``, ``facebank
+    add/build``, ``review --run``) load what it needs with CPython's cyclic collector off (it
+    would only re-scan the long-lived objects being loaded) and turn it back on, with those
     objects frozen, before anything runs; ``main`` inside a longer-lived process never touches
-    the collector."""
+    the collector. Each command here is refused at its first check, while loading."""
     import gc
+    import importlib
 
     from screenalytics_assets import cli
     from screenalytics_assets.cli import common
-    from screenalytics_assets.cli import run as run_cmd
 
+    command = importlib.import_module(f"screenalytics_assets.cli.{module}")
+    real = getattr(command, validator)
     seen = []
 
-    def validate(ep_id):
+    def validate(value):
         seen.append(gc.isenabled())
-        return real(ep_id)
+        return real(value)
 
-    real = run_cmd.validate_ep_id
-    monkeypatch.setattr(run_cmd, "validate_ep_id", validate)
-    bad = ["run", "--ep-id", "Not An Ep Id!"]  # refused while loading: nothing is written
+    monkeypatch.setattr(command, validator, validate)
     gc.unfreeze()
     try:
-        assert cli.main(bad) == 2
+        assert cli.main(argv) == 2
         assert seen == [True] and gc.isenabled()
         monkeypatch.setattr(common, "PROCESS_EXITS_AFTER_COMMAND", False)
-        monkeypatch.setattr(sys, "argv", ["screenalytics", *bad])
+        monkeypatch.setattr(sys, "argv", ["screenalytics", *argv])
         assert cli.console_main() == 2
         assert seen == [True, False]  # loading: off
         assert gc.isenabled() and gc.get_freeze_count() > 0  # after: on, the loaded frozen

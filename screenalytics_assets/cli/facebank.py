@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..core.ep_id import parse_ep_id, validate_ep_id, validate_show
-from .common import add_common_args, execute, instance_for, storage_for
+from .common import (
+    add_common_args,
+    execute,
+    instance_for,
+    load_without_collections,
+    storage_for,
+)
 
 
 if TYPE_CHECKING:
@@ -80,6 +86,7 @@ def register(sub) -> None:
 
 
 def run_add(args) -> int:
+    load_without_collections()  # until the job runs (common.freeze_loaded_objects)
     from resources.facebank import add_photos, photo_keys
 
     from ..core.facebank import validate_cast_id
@@ -115,6 +122,7 @@ def photo_check(profile: str | None):
 
 
 def run_add_track(args) -> int:
+    load_without_collections()  # until the job runs (common.freeze_loaded_objects)
     from resources.facebank import add_track
 
     from ..core.facebank import FacebankError, validate_cast_id
@@ -137,6 +145,7 @@ def run_add_track(args) -> int:
 
 
 def run_build(args) -> int:
+    load_without_collections()  # until the job runs (common.freeze_loaded_objects)
     from ..definitions import FACEBANK_JOB, build_definitions
     from ..partitions import register_show
     from ..settings import load_settings

@@ -10,7 +10,13 @@ from __future__ import annotations
 import json
 
 from ..core.ep_id import parse_ep_id, validate_ep_id
-from .common import add_common_args, execute, instance_for, storage_for
+from .common import (
+    add_common_args,
+    execute,
+    instance_for,
+    load_without_collections,
+    storage_for,
+)
 
 STALE_BY_EDITS = ("cast_links", "screentime")
 
@@ -59,6 +65,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    if args.run:
+        load_without_collections()  # until the job runs (common.freeze_loaded_objects)
     from resources.edits import add_edit, clear_edits, read_edits, undo_last_edit
 
     from ..assets.cast import record_edits_version
