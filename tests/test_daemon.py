@@ -85,6 +85,12 @@ def rolled_up(served, episodes: set[str]):
         and not runs_in_progress(served.instance) else None
 
 
+def run_with_cli(served, clips, ep_id: str) -> None:
+    """``screenalytics run CLIP --ep-id EP_ID`` on the served data root; it must succeed."""
+    result = served.cli("run", str(clips[ep_id]), "--ep-id", ep_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def ensure_episodes(served, clips, episodes=(EP1, EP2)) -> None:
     """The state the tests above leave, for a test run alone or first: EP1 uploaded into the
     watched folder (run by the sensor), EP2 run by the CLI, and the season rolled up."""
@@ -93,8 +99,7 @@ def ensure_episodes(served, clips, episodes=(EP1, EP2)) -> None:
         wait_for(lambda: materialized(served, "screentime", EP1), RUN_TIMEOUT_S,
                  f"screentime of {EP1}", served)
     if EP2 in episodes and not materialized(served, "screentime", EP2):
-        result = served.cli("run", str(clips[EP2]), "--ep-id", EP2)
-        assert result.returncode == 0, result.stdout + result.stderr
+        run_with_cli(served, clips, EP2)
     wait_for(lambda: rolled_up(served, set(episodes)), 180, "the season roll-up", served)
 
 
@@ -165,8 +170,7 @@ def test_an_episode_the_cli_ran_is_not_run_again_by_the_sensor(served, clips):
     (rollup,) = runs_of(served.instance, SEASON)
     assert rollup.tags["dagster/sensor_name"] == ROLLUP_SENSOR
     assert rollup.tags["dagster/run_key"].startswith(f"rollup-{SEASON}@")
-    result = served.cli("run", str(clips[EP2]), "--ep-id", EP2)
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_with_cli(served, clips, EP2)
     ended = time.time()
     key = f"videos/{EP2}/episode.mp4"
 
