@@ -5,7 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import anyio
 import pytest
+
+# anyio is a pytest plugin, so pytest rewrites the asserts of each anyio module as it is imported,
+# parsing its source (ast.parse), and anyio imports most of its modules on first use. The review
+# app's tests serve it from a thread (uvicorn), where the first static file (anyio.open_file) parsed
+# a module while another thread parsed one too; CPython 3.11 keeps the AST constructor's recursion
+# depth per interpreter, not per thread, and the request failed halfway through its response with
+# "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). Importing them
+# all here, in the main thread while the tests are collected, leaves no parsing to a thread.
+for _name in dir(anyio):
+    getattr(anyio, _name)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SCREENALYTICS_SHARED", REPO.parent / "shared")).resolve()
